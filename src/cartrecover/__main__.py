@@ -1,0 +1,7 @@
+"""`python -m cartrecover`."""
+
+import sys
+
+from cartrecover.entrypoints.cli import main
+
+sys.exit(main())

@@ -1,0 +1,98 @@
+"""Carts, their join keys and timelines in SQLite."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import msgspec
+
+from cartrecover.adapters.sqlite._time import from_us, to_us
+from cartrecover.domain.cart import Cart, CartStatus
+
+_cart_encoder = msgspec.msgpack.Encoder()
+_cart_decoder = msgspec.msgpack.Decoder(Cart)
+_detail_decoder = msgspec.msgpack.Decoder(dict[str, Any])
+
+
+class SqliteCarts:
+    """Each cart is one row: indexed columns plus the whole cart as msgpack."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def get(self, store_id: int, cart_id: str) -> Cart | None:
+        """The cart, or None."""
+        row = self._conn.execute("SELECT body FROM carts WHERE store_id=? AND cart_id=?", (store_id, cart_id)).fetchone()
+        return _cart_decoder.decode(row[0]) if row else None
+
+    def find(self, store_id: int, ref: str) -> Cart | None:
+        """The cart a join key points to."""
+        row = self._conn.execute(
+            "SELECT c.body FROM cart_refs r JOIN carts c ON c.store_id=r.store_id AND c.cart_id=r.cart_id "
+            "WHERE r.store_id=? AND r.ref=?",
+            (store_id, ref),
+        ).fetchone()
+        return _cart_decoder.decode(row[0]) if row else None
+
+    def open_for_shopper(self, store_id: int, shopper_id: str) -> list[Cart]:
+        """The shopper's open carts, newest activity first."""
+        rows = self._conn.execute(
+            "SELECT body FROM carts WHERE store_id=? AND shopper_id=? AND status IN ('active','abandoned','recovering') "
+            "ORDER BY last_activity_us DESC",
+            (store_id, shopper_id),
+        )
+        return [_cart_decoder.decode(body) for (body,) in rows]
+
+    def save(self, cart: Cart) -> None:
+        """Upsert the cart and its join keys."""
+        self._conn.execute(
+            "INSERT INTO carts (store_id, cart_id, shopper_id, status, last_activity_us, body) VALUES (?,?,?,?,?,?) "
+            "ON CONFLICT(store_id, cart_id) DO UPDATE SET shopper_id=excluded.shopper_id, status=excluded.status, "
+            "last_activity_us=excluded.last_activity_us, body=excluded.body",
+            (cart.store_id, cart.cart_id, cart.shopper_id, cart.status.value, to_us(cart.last_activity_at),
+             _cart_encoder.encode(cart)),
+        )
+        refs = [(cart.store_id, ref, cart.cart_id) for ref in (f"cart:{cart.cart_id}", *cart.refs)]
+        self._conn.executemany("INSERT OR IGNORE INTO cart_refs (store_id, ref, cart_id) VALUES (?,?,?)", refs)
+
+    def list(self, store_id: int, status: CartStatus | None, limit: int, after: str | None) -> list[Cart]:
+        """A page of carts ordered by id."""
+        sql = "SELECT body FROM carts WHERE store_id=? AND cart_id > ?"
+        args: list[Any] = [store_id, after or ""]
+        if status is not None:
+            sql += " AND status=?"
+            args.append(status.value)
+        rows = self._conn.execute(sql + " ORDER BY cart_id LIMIT ?", (*args, limit))
+        return [_cart_decoder.decode(body) for (body,) in rows]
+
+    def count_by_status(self) -> dict[str, int]:
+        """How many carts each status has, over all stores (for metrics)."""
+        return {status: n for status, n in self._conn.execute("SELECT status, count(*) FROM carts GROUP BY status")}
+
+    def for_shopper(self, store_id: int, shopper_id: str) -> list[Cart]:
+        """Every cart of the shopper, open or not."""
+        rows = self._conn.execute("SELECT body FROM carts WHERE store_id=? AND shopper_id=?", (store_id, shopper_id))
+        return [_cart_decoder.decode(body) for (body,) in rows]
+
+
+class SqliteTimeline:
+    """Timeline entries, one row each."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def add(self, store_id: int, cart_id: str, at: Any, kind: str, detail: dict[str, Any]) -> None:
+        """Append an entry."""
+        self._conn.execute(
+            "INSERT INTO timeline (store_id, cart_id, at_us, kind, detail) VALUES (?,?,?,?,?)",
+            (store_id, cart_id, to_us(at), kind, _cart_encoder.encode(detail)),
+        )
+
+    def for_cart(self, store_id: int, cart_id: str) -> list[dict[str, Any]]:
+        """Entries in event-time order (insertion order among equal times)."""
+        rows = self._conn.execute(
+            "SELECT at_us, kind, detail FROM timeline WHERE store_id=? AND cart_id=? ORDER BY at_us, id",
+            (store_id, cart_id),
+        )
+        return [{"at": from_us(at), "kind": kind, **_detail_decoder.decode(detail)} for at, kind, detail in rows]

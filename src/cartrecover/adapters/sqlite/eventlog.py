@@ -1,0 +1,85 @@
+"""The event log as a table: the sequence number is the offset."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from cartrecover.domain.events import Event, decode_event, encode_event, redacted
+
+
+class SqliteEventLog:
+    """Append with INSERT OR IGNORE on (store, message id): a retried event is logged once."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def append(self, events: Sequence[Event]) -> list[bool]:
+        """Append new events; report which were new."""
+        conn = self._conn
+        before = conn.total_changes
+        if len(events) == 1:
+            e = events[0]
+            conn.execute(_INSERT, (e.store_id, e.message_id, encode_event(e)))
+            return [conn.total_changes > before]
+        top = self.last_offset()
+        conn.executemany(_INSERT, [(e.store_id, e.message_id, encode_event(e)) for e in events])
+        if conn.total_changes - before == len(events):
+            return [True] * len(events)
+        return self._which_are_new(events, top)
+
+    def _which_are_new(self, events: Sequence[Event], top: int) -> list[bool]:
+        # Rare path (a retried batch): an event is new if its row was written by this call, and only once.
+        seen: set[tuple[int, str]] = set()
+        result = []
+        for e in events:
+            key = (e.store_id, e.message_id)
+            row = self._conn.execute("SELECT seq FROM events WHERE store_id=? AND message_id=?", key).fetchone()
+            result.append(key not in seen and row[0] > top)
+            seen.add(key)
+        return result
+
+    def read_after(self, offset: int, limit: int) -> list[tuple[int, Event]]:
+        """Events after `offset`, oldest first."""
+        rows = self._conn.execute("SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (offset, limit))
+        return [(seq, decode_event(body)) for seq, body in rows]
+
+    def scrub(self, store_id: int, identities: set[tuple[str, str]]) -> int:
+        """Rewrite matching events without personal data (a scan of the store's events: erasure is rare)."""
+        if not identities:
+            return 0
+        rows = self._conn.execute("SELECT seq, body FROM events WHERE store_id=?", (store_id,)).fetchall()
+        scrubbed = [
+            (encode_event(redacted(event)), seq)
+            for seq, body in rows
+            if identities.intersection((event := decode_event(body)).identities)
+        ]
+        self._conn.executemany("UPDATE events SET body=? WHERE seq=?", scrubbed)
+        return len(scrubbed)
+
+    def last_offset(self) -> int:
+        """The newest sequence number."""
+        row = self._conn.execute("SELECT max(seq) FROM events").fetchone()
+        return int(row[0] or 0)
+
+
+_INSERT = "INSERT OR IGNORE INTO events (store_id, message_id, body) VALUES (?, ?, ?)"
+
+
+class SqliteCheckpoints:
+    """Consumer offsets, committed with the consumer's state changes."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def get(self, consumer: str) -> int:
+        """The consumer's offset."""
+        row = self._conn.execute("SELECT seq FROM checkpoints WHERE consumer=?", (consumer,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def put(self, consumer: str, offset: int) -> None:
+        """Move the consumer's offset."""
+        self._conn.execute(
+            "INSERT INTO checkpoints (consumer, seq) VALUES (?, ?) ON CONFLICT(consumer) DO UPDATE SET seq=excluded.seq",
+            (consumer, offset),
+        )

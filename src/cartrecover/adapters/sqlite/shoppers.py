@@ -1,0 +1,97 @@
+"""Identity resolution in SQLite: identities point to shoppers; merges repoint them."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+import msgspec
+
+from cartrecover.ports.shoppers import Shopper
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Shopper)
+
+
+class SqliteShoppers:
+    """Shoppers and their identities."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def resolve(self, store_id: int, identities: Sequence[tuple[str, str]], new_id: str) -> tuple[str, list[str]]:
+        """Find or create the shopper for these identities, merging shoppers they disagree on."""
+        found: list[str] = []
+        for kind, value in identities:
+            row = self._conn.execute(
+                "SELECT shopper_id FROM identities WHERE store_id=? AND kind=? AND value=?", (store_id, kind, value)
+            ).fetchone()
+            if row and row[0] not in found:
+                found.append(row[0])
+        if not found:
+            survivor, merged = new_id, []
+            self._conn.execute(
+                "INSERT INTO shoppers (store_id, shopper_id, created_seq, body) VALUES (?,?,"
+                "(SELECT coalesce(max(created_seq),0)+1 FROM shoppers WHERE store_id=?),?)",
+                (store_id, new_id, store_id, _encoder.encode(Shopper(store_id=store_id, shopper_id=new_id))),
+            )
+        else:
+            survivor, merged = self._oldest(store_id, found), []
+            merged = [s for s in found if s != survivor]
+            for old in merged:
+                self._merge(store_id, old, survivor)
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO identities (store_id, kind, value, shopper_id) VALUES (?,?,?,?)",
+            [(store_id, kind, value, survivor) for kind, value in identities],
+        )
+        return survivor, merged
+
+    def _oldest(self, store_id: int, shopper_ids: list[str]) -> str:
+        marks = ",".join("?" * len(shopper_ids))
+        row = self._conn.execute(
+            f"SELECT shopper_id FROM shoppers WHERE store_id=? AND shopper_id IN ({marks}) ORDER BY created_seq LIMIT 1",
+            (store_id, *shopper_ids),
+        ).fetchone()
+        return str(row[0]) if row else shopper_ids[0]
+
+    def _merge(self, store_id: int, old: str, survivor: str) -> None:
+        gone, kept = self.get(store_id, old), self.get(store_id, survivor)
+        if gone and kept:
+            kept.email = kept.email or gone.email
+            kept.phone = kept.phone or gone.phone
+            kept.timezone = kept.timezone or gone.timezone
+            kept.consent = {**gone.consent, **kept.consent}
+            kept.traits = {**gone.traits, **kept.traits}
+            self.save(kept)
+        self._conn.execute(
+            "UPDATE identities SET shopper_id=? WHERE store_id=? AND shopper_id=?", (survivor, store_id, old)
+        )
+        self._conn.execute("DELETE FROM shoppers WHERE store_id=? AND shopper_id=?", (store_id, old))
+
+    def get(self, store_id: int, shopper_id: str) -> Shopper | None:
+        """The profile, or None."""
+        row = self._conn.execute(
+            "SELECT body FROM shoppers WHERE store_id=? AND shopper_id=?", (store_id, shopper_id)
+        ).fetchone()
+        return _decoder.decode(row[0]) if row else None
+
+    def save(self, shopper: Shopper) -> None:
+        """Update (or create) the profile."""
+        self._conn.execute(
+            "INSERT INTO shoppers (store_id, shopper_id, created_seq, body) VALUES (?,?,"
+            "(SELECT coalesce(max(created_seq),0)+1 FROM shoppers WHERE store_id=?),?) "
+            "ON CONFLICT(store_id, shopper_id) DO UPDATE SET body=excluded.body",
+            (shopper.store_id, shopper.shopper_id, shopper.store_id, _encoder.encode(shopper)),
+        )
+
+    def erase(self, store_id: int, shopper_id: str) -> None:
+        """Delete the profile and its identities."""
+        self._conn.execute("DELETE FROM identities WHERE store_id=? AND shopper_id=?", (store_id, shopper_id))
+        self._conn.execute("DELETE FROM shoppers WHERE store_id=? AND shopper_id=?", (store_id, shopper_id))
+
+    def find(self, store_id: int, kind: str, value: str) -> str | None:
+        """The shopper an identity points to."""
+        row = self._conn.execute(
+            "SELECT shopper_id FROM identities WHERE store_id=? AND kind=? AND value=?", (store_id, kind, value)
+        ).fetchone()
+        return str(row[0]) if row else None

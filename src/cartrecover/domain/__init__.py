@@ -1,0 +1,1 @@
+"""The domain: events, carts and money. Imports nothing else of the project."""

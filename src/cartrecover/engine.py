@@ -1,0 +1,177 @@
+"""The engine: stages connected through the event log and the store, never directly.
+
+Ingest appends to the log; the lifecycle consumes the log and fires timers. Everything here is synchronous
+and runs on the single writer (see `writer.py`) or in the CLI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from cartrecover.domain.cart import AbandonmentRules
+from cartrecover.domain.events import Event
+from cartrecover.errors import ClockError
+from cartrecover.lifecycle import timeline
+from cartrecover.lifecycle.context import Context
+from cartrecover.lifecycle.handlers import handle
+from cartrecover.ports.clock import Clock
+from cartrecover.ports.stores import Store
+from cartrecover.ports.unit_of_work import Database
+from cartrecover.settings import Settings, StoreConfig
+
+LIFECYCLE = "lifecycle"
+
+
+def hash_key(key: str) -> str:
+    """How admin keys are kept: SHA-256, so a leaked database does not leak them."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class StoreDirectory:
+    """Stores by write key and admin key, cached; a miss reloads, so stores added by the CLI are seen."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._lock = threading.Lock()
+        self._by_write: dict[str, Store] = {}
+        self._by_admin: dict[str, Store] = {}
+        self._by_id: dict[int, Store] = {}
+        self.reload()
+
+    def reload(self) -> None:
+        """Read every store again."""
+        with self._database.read() as uow:
+            stores = uow.stores.all()
+        with self._lock:
+            self._by_write = {s.write_key: s for s in stores}
+            self._by_admin = {s.admin_key_hash: s for s in stores}
+            self._by_id = {s.store_id: s for s in stores}
+
+    def by_write_key(self, key: str) -> Store | None:
+        """The store this write key belongs to."""
+        return self._by_write.get(key) or self._reload_and(lambda: self._by_write.get(key))
+
+    def by_admin_key(self, key: str) -> Store | None:
+        """The store this admin key belongs to."""
+        digest = hash_key(key)
+        return self._by_admin.get(digest) or self._reload_and(lambda: self._by_admin.get(digest))
+
+    def by_id(self, store_id: int) -> Store | None:
+        """The store with this id."""
+        return self._by_id.get(store_id) or self._reload_and(lambda: self._by_id.get(store_id))
+
+    def by_name(self, name: str) -> Store | None:
+        """The store with this name."""
+        found = next((s for s in self._by_id.values() if s.name == name), None)
+        return found or self._reload_and(lambda: next((s for s in self._by_id.values() if s.name == name), None))
+
+    def all(self) -> list[Store]:
+        """Every store."""
+        return sorted(self._by_id.values(), key=lambda s: s.store_id)
+
+    def _reload_and(self, look: object) -> Store | None:
+        self.reload()
+        result = look()  # type: ignore[operator]
+        return result if isinstance(result, Store) else None
+
+
+class Engine:
+    """Ingest, lifecycle and clock over one database."""
+
+    def __init__(self, settings: Settings, database: Database, clock: Clock) -> None:
+        self.settings = settings
+        self.database = database
+        self.clock = clock
+        self.context = Context(rules_for=self.rules_for)
+        self.stores = StoreDirectory(database)
+
+    def rules_for(self, store_id: int) -> AbandonmentRules:
+        """The abandonment rules of a store (the engine's defaults for now)."""
+        return self.settings.rules
+
+    def append(self, events: Sequence[Event]) -> list[bool]:
+        """Append events durably; returns which were new (the rest were retries)."""
+        with self.database.write() as uow:
+            return uow.events.append(events)
+
+    def process_pending(self, limit: int = 500) -> int:
+        """Apply up to `limit` logged events to carts, moving the checkpoint in the same transaction."""
+        with self.database.write() as uow:
+            offset = uow.checkpoints.get(LIFECYCLE)
+            batch = uow.events.read_after(offset, limit)
+            for _seq, event in batch:
+                handle(uow, event, self.context)
+            if batch:
+                uow.checkpoints.put(LIFECYCLE, batch[-1][0])
+        return len(batch)
+
+    def fire_due(self, now: datetime, limit: int = 500) -> int:
+        """Fire up to `limit` timers due by `now`, each at its own due time."""
+        with self.database.write() as uow:
+            due = uow.timers.pop_due(now, limit)
+            for timer in due:
+                timeline.fire(uow, timer, self.rules_for(timer.store_id))
+        return len(due)
+
+    def catch_up(self, now: datetime | None = None) -> int:
+        """Apply every logged event, then every timer due by `now`; returns how much was done."""
+        now = now or self.clock.now()
+        done = 0
+        while (n := self.process_pending()) or (n := self.fire_due(now)):
+            done += n
+        return done
+
+    def advance_clock(self, when: datetime) -> int:
+        """Manual clock only: move to `when`, after which every event and timer due by then has been processed."""
+        advance = getattr(self.clock, "advance_to", None)
+        if not self.clock.manual or advance is None:
+            raise ClockError("the clock can only be moved when the engine runs with --clock manual")
+        advance(when)
+        return self.catch_up(when)
+
+    def lag(self) -> int:
+        """How many logged events the lifecycle has not applied yet."""
+        with self.database.read() as uow:
+            return uow.events.last_offset() - uow.checkpoints.get(LIFECYCLE)
+
+    def add_store(self, config: StoreConfig) -> tuple[Store, dict[str, str]]:
+        """Create a store, generating the keys and secrets not given; returns it and its secrets in clear."""
+        keys = {
+            "write_key": config.write_key or f"wk_{secrets.token_urlsafe(24)}",
+            "admin_key": config.admin_key or f"ak_{secrets.token_urlsafe(32)}",
+            "shopify_secret": (config.shopify_secrets or (secrets.token_hex(32),))[0],
+            "woocommerce_secret": config.woocommerce_secret or secrets.token_urlsafe(32),
+        }
+        store = Store(
+            store_id=0, name=config.name, write_key=keys["write_key"], admin_key_hash=hash_key(keys["admin_key"]),
+            shopify_secrets=config.shopify_secrets or (keys["shopify_secret"],),
+            woocommerce_secret=keys["woocommerce_secret"], timezone=config.timezone, currency=config.currency,
+        )
+        with self.database.write() as uow:
+            store = uow.stores.add(store)
+        self.stores.reload()
+        return store, keys
+
+    def sync_configured_stores(self) -> None:
+        """Create or update the stores declared in the config file (their keys must be given there)."""
+        for config in self.settings.stores:
+            existing = self.stores.by_name(config.name)
+            if existing is None:
+                self.add_store(config)
+                continue
+            updated = replace(
+                existing,
+                write_key=config.write_key or existing.write_key,
+                admin_key_hash=hash_key(config.admin_key) if config.admin_key else existing.admin_key_hash,
+                shopify_secrets=config.shopify_secrets or existing.shopify_secrets,
+                woocommerce_secret=config.woocommerce_secret or existing.woocommerce_secret,
+                timezone=config.timezone, currency=config.currency,
+            )
+            with self.database.write() as uow:
+                uow.stores.update(updated)
+        self.stores.reload()

@@ -1,0 +1,140 @@
+"""The `cartrecover` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from cartrecover.errors import CartRecoverError
+from cartrecover.settings import StoreConfig, load_settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except CartRecoverError as exc:
+        print(f"cartrecover: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="TOML config file (default: ./cartrecover.toml if present)")
+    common.add_argument("--data-dir", help="where the embedded database lives (default: ./data)")
+    parser = argparse.ArgumentParser(prog="cartrecover", description="Win back abandoned carts.")
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    serve = sub.add_parser("serve", parents=[common], help="run the HTTP API and the lifecycle")
+    serve.add_argument("--clock", choices=("system", "manual"), help="manual: time moves only via POST /api/v1/clock")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(run=_serve)
+
+    stores = sub.add_parser("stores", help="manage stores (tenants)").add_subparsers(metavar="ACTION")
+    add = stores.add_parser("add", parents=[common], help="create a store and print its keys")
+    add.add_argument("name")
+    add.add_argument("--timezone", default="UTC")
+    add.add_argument("--currency", default="USD")
+    add.add_argument("--shopify-secret", action="append", default=[], help="the Shopify app's client secret")
+    add.add_argument("--woocommerce-secret", help="the secret set on the WooCommerce webhook")
+    add.add_argument("--json", action="store_true", help="print the keys as JSON")
+    add.set_defaults(run=_stores_add)
+    listing = stores.add_parser("list", parents=[common], help="list stores (no secrets)")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(run=_stores_list)
+
+    replay = sub.add_parser("replay", parents=[common], help="replay Segment events from a JSONL file, in event-time order")
+    replay.add_argument("file", type=Path)
+    replay.add_argument("--store", help="the store to replay into (default: the only one)")
+    replay.set_defaults(run=_replay)
+
+    demo = sub.add_parser("demo", parents=[common], help="a generated day of shop traffic, end to end")
+    demo.add_argument("--shoppers", type=int, default=400)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    settings = load_settings(args.config, data_dir=Path(args.data_dir) if args.data_dir else None, clock=args.clock)
+    # Workers build their own settings from the environment: hand ours over explicitly.
+    if args.config:
+        os.environ["CARTRECOVER_CONFIG"] = str(Path(args.config).resolve())
+    os.environ["CARTRECOVER_DATA_DIR"] = str(settings.data_dir.resolve())
+    os.environ["CARTRECOVER_CLOCK"] = settings.clock
+    from cartrecover.bootstrap import build_engine
+
+    build_engine(settings).database.close()  # creates the schema and configured stores before serving
+    host, port = args.host or settings.host, args.port or settings.port
+    print(f"cartrecover listening on http://{host}:{port} (clock: {settings.clock}, db: {settings.resolved_database_url})",
+          flush=True)
+    Granian(
+        "cartrecover.entrypoints.http.asgi:create", address=host, port=port, interface=Interfaces.ASGI,
+        factory=True, workers=1, log_access=False,
+    ).serve()
+    return 0
+
+
+def _stores_add(args: argparse.Namespace) -> int:
+    from cartrecover.bootstrap import build_engine
+
+    engine = build_engine(load_settings(args.config, data_dir=Path(args.data_dir) if args.data_dir else None))
+    config = StoreConfig(
+        name=args.name, timezone=args.timezone, currency=args.currency.upper(),
+        shopify_secrets=tuple(args.shopify_secret), woocommerce_secret=args.woocommerce_secret,
+    )
+    store, keys = engine.add_store(config)
+    engine.database.close()
+    if args.json:
+        print(json.dumps({"name": store.name, "store_id": store.store_id, **keys}, indent=2))
+    else:
+        print(f"store {store.name!r} created (id {store.store_id}). Keep these secret; the admin key is shown once.")
+        for label, value in keys.items():
+            print(f"  {label:20s} {value}")
+    return 0
+
+
+def _stores_list(args: argparse.Namespace) -> int:
+    from cartrecover.bootstrap import build_engine
+
+    engine = build_engine(load_settings(args.config, data_dir=Path(args.data_dir) if args.data_dir else None))
+    rows = [{"store_id": s.store_id, "name": s.name, "timezone": s.timezone, "currency": s.currency}
+            for s in engine.stores.all()]
+    engine.database.close()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            print(f"{row['store_id']:>4}  {row['name']:30s} {row['timezone']:20s} {row['currency']}")
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from cartrecover.replay import replay_file
+
+    settings = load_settings(args.config, data_dir=Path(args.data_dir) if args.data_dir else None, clock="manual")
+    summary = replay_file(settings, args.file, args.store)
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from cartrecover.simulate.demo import run_demo
+
+    return run_demo(data_dir=Path(args.data_dir) if args.data_dir else None, shoppers=args.shoppers, seed=args.seed)

@@ -1,0 +1,5 @@
+"""Platform webhooks: Shopify and WooCommerce (filled in below)."""
+
+from __future__ import annotations
+
+ROUTES: list[object] = []

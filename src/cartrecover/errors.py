@@ -1,0 +1,88 @@
+"""Every error the engine raises on purpose.
+
+    CartRecoverError
+    ├── InvalidEvent          bad input: 400, nothing stored
+    │   └── PayloadTooLarge   over Segment's size limits: 413
+    ├── Unauthorized          missing or wrong key or signature: 401
+    ├── NotFound              no such cart (or not this store's): 404
+    ├── RateLimited           the store sends faster than its limit: 429 with Retry-After
+    ├── ClockError            the clock cannot be moved like that: 409
+    ├── ConfigError           the settings are inconsistent
+    └── StoreError            the backend failed: 503, the client retries
+        └── StoreExists       a store with that name exists: 409
+
+Vendor exceptions (sqlite3, …) are translated to StoreError at the adapter edge.
+"""
+
+from __future__ import annotations
+
+
+class CartRecoverError(Exception):
+    """Base of the engine's errors; `code` is the machine-readable reason sent to clients."""
+
+    status = 500
+    code = "error"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class InvalidEvent(CartRecoverError):
+    """The input is not a valid event or request."""
+
+    status, code = 400, "invalid_request"
+
+
+class PayloadTooLarge(InvalidEvent):
+    """An event or batch is over the size limits."""
+
+    status, code = 413, "payload_too_large"
+
+
+class Unauthorized(CartRecoverError):
+    """No valid key or signature for a store."""
+
+    status, code = 401, "unauthorized"
+
+
+class NotFound(CartRecoverError):
+    """The thing asked for does not exist for this store."""
+
+    status, code = 404, "not_found"
+
+
+class RateLimited(CartRecoverError):
+    """The store is over its request rate."""
+
+    status, code = 429, "rate_limited"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ClockError(CartRecoverError):
+    """The engine clock cannot be moved as asked."""
+
+    status, code = 409, "clock"
+
+
+class ConfigError(CartRecoverError):
+    """The settings are wrong."""
+
+    code = "config"
+
+
+class StoreError(CartRecoverError):
+    """The storage backend failed; the request may be retried."""
+
+    status, code = 503, "unavailable"
+
+
+class StoreExists(StoreError):
+    """A store with this name already exists."""
+
+    status, code = 409, "store_exists"

@@ -1,0 +1,1 @@
+"""Ingest: validate, authenticate, normalise to `Event`, append to the log, then acknowledge."""

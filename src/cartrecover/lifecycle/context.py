@@ -1,0 +1,23 @@
+"""What handlers need besides the unit of work."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cartrecover.domain.cart import AbandonmentRules
+
+_NAMESPACE = uuid.UUID("6f1c2b55-4d3a-4c4e-9a57-3f8f1d2c9b10")
+
+
+@dataclass(frozen=True)
+class Context:
+    """Per-store rules, and ids derived from message ids so that a replay builds the same state."""
+
+    rules_for: Callable[[int], AbandonmentRules]
+
+    @staticmethod
+    def derived_id(prefix: str, store_id: int, message_id: str) -> str:
+        """A stable id for something first created by this message."""
+        return f"{prefix}_{uuid.uuid5(_NAMESPACE, f'{store_id}:{message_id}').hex[:20]}"

@@ -1,0 +1,1 @@
+"""Ports: what the stages need from the outside world, as small Protocols."""

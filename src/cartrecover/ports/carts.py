@@ -1,0 +1,52 @@
+"""Carts, the join keys that find them, and their timelines."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+from cartrecover.domain.cart import Cart, CartStatus
+
+
+class Carts(Protocol):
+    """The lifecycle's view of carts; every method is scoped to one store."""
+
+    def get(self, store_id: int, cart_id: str) -> Cart | None:
+        """The cart with this id, or None."""
+        ...
+
+    def find(self, store_id: int, ref: str) -> Cart | None:
+        """The cart that a join key ("cart:…", "checkout:…", "token:…") points to, or None."""
+        ...
+
+    def open_for_shopper(self, store_id: int, shopper_id: str) -> list[Cart]:
+        """The shopper's carts that are still open, newest activity first."""
+        ...
+
+    def count_by_status(self) -> dict[str, int]:
+        """How many carts each status has, over all stores (for metrics)."""
+        ...
+
+    def for_shopper(self, store_id: int, shopper_id: str) -> list[Cart]:
+        """Every cart of the shopper, open or closed."""
+        ...
+
+    def save(self, cart: Cart) -> None:
+        """Insert or update the cart and index its join keys."""
+        ...
+
+    def list(self, store_id: int, status: CartStatus | None, limit: int, after: str | None) -> list[Cart]:
+        """A page of the store's carts, by cart id, optionally with one status."""
+        ...
+
+
+class Timeline(Protocol):
+    """What happened to each cart, for people to read."""
+
+    def add(self, store_id: int, cart_id: str, at: datetime, kind: str, detail: dict[str, Any]) -> None:
+        """Append an entry (an event, a state change, later a decision or message)."""
+        ...
+
+    def for_cart(self, store_id: int, cart_id: str) -> list[dict[str, Any]]:
+        """The cart's entries in event-time order."""
+        ...

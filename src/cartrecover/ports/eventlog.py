@@ -1,0 +1,47 @@
+"""The event log: every accepted event, durable, in arrival order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from cartrecover.domain.events import Event
+
+
+class EventLog(Protocol):
+    """Append-only log of normalised events, read by consumers from an offset."""
+
+    def append(self, events: Sequence[Event]) -> list[bool]:
+        """Append events; an event whose (store, message id) is already logged is skipped.
+
+        Called by ingest inside a transaction that commits before the client is acknowledged.
+        Returns, per event, whether it was new. A failure means nothing of the call was appended.
+        """
+        ...
+
+    def read_after(self, offset: int, limit: int) -> list[tuple[int, Event]]:
+        """Events with a sequence number above `offset`, oldest first, at most `limit`."""
+        ...
+
+    def scrub(self, store_id: int, identities: set[tuple[str, str]]) -> int:
+        """Remove personal data from the store's logged events that name any of these identities.
+
+        The events stay (offsets and aggregates hold); returns how many were scrubbed. Idempotent.
+        """
+        ...
+
+    def last_offset(self) -> int:
+        """The sequence number of the newest event, 0 when the log is empty."""
+        ...
+
+
+class Checkpoints(Protocol):
+    """Where each consumer of the log has got to; written in the same transaction as its state changes."""
+
+    def get(self, consumer: str) -> int:
+        """The last offset the consumer has applied, 0 if none."""
+        ...
+
+    def put(self, consumer: str, offset: int) -> None:
+        """Record that the consumer has applied everything up to `offset`."""
+        ...

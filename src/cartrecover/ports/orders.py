@@ -1,0 +1,38 @@
+"""Orders, kept so that one that arrives before its cart still closes it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass
+class Order:
+    """An order as the lifecycle needs it."""
+
+    store_id: int
+    order_id: str
+    shopper_id: str | None
+    placed_at: datetime
+    value: int | None
+    currency: str | None
+    refs: tuple[str, ...]
+    cart_id: str | None = None
+    cancelled_at: datetime | None = None
+
+
+class Orders(Protocol):
+    """Orders by id and by the join keys they carry."""
+
+    def get(self, store_id: int, order_id: str) -> Order | None:
+        """The order, or None."""
+        ...
+
+    def find_unjoined(self, store_id: int, refs: tuple[str, ...]) -> Order | None:
+        """An order that names one of these join keys and has not yet closed a cart."""
+        ...
+
+    def save(self, order: Order) -> None:
+        """Insert or update the order and index its join keys."""
+        ...

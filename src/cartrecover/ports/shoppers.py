@@ -1,0 +1,48 @@
+"""Shoppers and the identities (anonymous ids, user ids, emails) that point to them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass
+class Shopper:
+    """What the engine keeps about a shopper: only what recovery needs."""
+
+    store_id: int
+    shopper_id: str
+    email: str | None = None
+    phone: str | None = None
+    timezone: str | None = None
+    consent: dict[str, bool] = field(default_factory=dict)
+    traits: dict[str, Any] = field(default_factory=dict)
+
+
+class Shoppers(Protocol):
+    """Identity resolution; every method is scoped to one store."""
+
+    def resolve(self, store_id: int, identities: Sequence[tuple[str, str]], new_id: str) -> tuple[str, list[str]]:
+        """The shopper these identities belong to, linking them all to it.
+
+        When they point to several shoppers, those merge into the oldest; returns (shopper id, merged-away ids).
+        When they point to none, `new_id` is created.
+        """
+        ...
+
+    def get(self, store_id: int, shopper_id: str) -> Shopper | None:
+        """The shopper's profile, or None."""
+        ...
+
+    def save(self, shopper: Shopper) -> None:
+        """Insert or update the profile."""
+        ...
+
+    def find(self, store_id: int, kind: str, value: str) -> str | None:
+        """The shopper an identity ("user", "email", "anon") points to."""
+        ...
+
+    def erase(self, store_id: int, shopper_id: str) -> None:
+        """Delete the profile and every identity pointing to it. Idempotent."""
+        ...

@@ -1,0 +1,113 @@
+"""One frozen settings object, from `cartrecover.toml` and `CARTRECOVER_*` environment variables."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from cartrecover.domain.cart import AbandonmentRules
+from cartrecover.errors import ConfigError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(text: str | int | float) -> timedelta:
+    """'30m', '24h', '7d', '90s' or a number of seconds."""
+    if isinstance(text, (int, float)):
+        return timedelta(seconds=text)
+    match = _DURATION.match(text)
+    if not match:
+        raise ConfigError(f"not a duration: {text!r} (use e.g. 30m, 24h, 7d)")
+    return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """A store declared in the config file; created or updated at start-up."""
+
+    name: str
+    write_key: str | None = None
+    admin_key: str | None = None
+    shopify_secrets: tuple[str, ...] = ()
+    woocommerce_secret: str | None = None
+    timezone: str = "UTC"
+    currency: str = "USD"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable. Secrets are never printed (see `__repr__`)."""
+
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    clock: str = "system"
+    durability: str = "full"  # full: fsync before acknowledging; normal: survives a process crash only
+    rules: AbandonmentRules = AbandonmentRules()
+    rate_limit: float = 10_000.0  # requests per second per store on ingest
+    rate_burst: float = 20_000.0
+    tick: float = 1.0  # seconds between timer sweeps on the system clock
+    stores: tuple[StoreConfig, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"Settings(database_url={self.resolved_database_url!r}, clock={self.clock!r}, stores={len(self.stores)})"
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the data directory."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'cartrecover.db'}"
+
+
+def load_settings(path: str | Path | None = None, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build settings from a TOML file (if given or present as ./cartrecover.toml), then env, then overrides."""
+    env = dict(os.environ) if env is None else env
+    path = path or env.get("CARTRECOVER_CONFIG") or ("cartrecover.toml" if Path("cartrecover.toml").exists() else None)
+    raw: dict[str, Any] = {}
+    if path:
+        try:
+            raw = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from exc
+    settings = _from_mapping(raw)
+    simple = {f.name: f for f in fields(Settings) if f.type in ("str", "int", "float", "Path")}
+    for name, spec in simple.items():
+        value = env.get(f"CARTRECOVER_{name.upper()}")
+        if value is not None:
+            settings = replace(settings, **{name: _coerce(spec.type, value, name)})
+    return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _coerce(kind: Any, value: str, name: str) -> Any:
+    try:
+        return {"int": int, "float": float, "Path": Path}.get(kind, str)(value)
+    except ValueError as exc:
+        raise ConfigError(f"CARTRECOVER_{name.upper()}: {exc}") from exc
+
+
+def _from_mapping(raw: dict[str, Any]) -> Settings:
+    engine = dict(raw.get("engine", {}))
+    lifecycle = raw.get("lifecycle", {})
+    rules = AbandonmentRules(
+        **{k: parse_duration(v) for k, v in lifecycle.items() if k in ("idle", "checkout_idle", "recovery_window")}
+    )
+    stores = tuple(
+        StoreConfig(**{**s, "shopify_secrets": tuple(s.get("shopify_secrets", ()))}) for s in raw.get("stores", ())
+    )
+    known = {f.name for f in fields(Settings)} - {"rules", "stores", "extra"}
+    unknown = set(engine) - known
+    if unknown:
+        raise ConfigError(f"unknown [engine] settings: {', '.join(sorted(unknown))}")
+    if "data_dir" in engine:
+        engine["data_dir"] = Path(engine["data_dir"])
+    try:
+        return Settings(**engine, rules=rules, stores=stores)
+    except TypeError as exc:
+        raise ConfigError(str(exc)) from exc
