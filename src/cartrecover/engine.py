@@ -148,9 +148,14 @@ class Engine:
             "woocommerce_secret": config.woocommerce_secret or secrets.token_urlsafe(32),
         }
         store = Store(
-            store_id=0, name=config.name, write_key=keys["write_key"], admin_key_hash=hash_key(keys["admin_key"]),
+            store_id=0,
+            name=config.name,
+            write_key=keys["write_key"],
+            admin_key_hash=hash_key(keys["admin_key"]),
             shopify_secrets=config.shopify_secrets or (keys["shopify_secret"],),
-            woocommerce_secret=keys["woocommerce_secret"], timezone=config.timezone, currency=config.currency,
+            woocommerce_secret=keys["woocommerce_secret"],
+            timezone=config.timezone,
+            currency=config.currency,
         )
         with self.database.write() as uow:
             store = uow.stores.add(store)
@@ -170,7 +175,8 @@ class Engine:
                 admin_key_hash=hash_key(config.admin_key) if config.admin_key else existing.admin_key_hash,
                 shopify_secrets=config.shopify_secrets or existing.shopify_secrets,
                 woocommerce_secret=config.woocommerce_secret or existing.woocommerce_secret,
-                timezone=config.timezone, currency=config.currency,
+                timezone=config.timezone,
+                currency=config.currency,
             )
             with self.database.write() as uow:
                 uow.stores.update(updated)

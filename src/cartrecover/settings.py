@@ -50,7 +50,7 @@ class Settings:
     port: int = 8080
     clock: str = "system"
     durability: str = "full"  # full: fsync before acknowledging; normal: survives a process crash only
-    rules: AbandonmentRules = AbandonmentRules()
+    rules: AbandonmentRules = field(default_factory=AbandonmentRules)
     rate_limit: float = 10_000.0  # requests per second per store on ingest
     rate_burst: float = 20_000.0
     tick: float = 1.0  # seconds between timer sweeps on the system clock

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from msgspec.structs import replace
-from datetime import datetime, timedelta
 
 from cartrecover.domain.events import CartChange, Event, LineItem
 

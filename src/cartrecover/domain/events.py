@@ -87,8 +87,16 @@ class Event(msgspec.Struct, frozen=True, omit_defaults=True, array_like=True):
 def redacted(event: Event) -> Event:
     """The event without personal data: identities, contact, free-form properties and traits."""
     return msgspec.structs.replace(
-        event, anonymous_id=None, user_id=None, email=None, phone=None, restore_url=None, traits={}, properties={},
-        name=event.name, timezone=None,
+        event,
+        anonymous_id=None,
+        user_id=None,
+        email=None,
+        phone=None,
+        restore_url=None,
+        traits={},
+        properties={},
+        name=event.name,
+        timezone=None,
     )
 
 

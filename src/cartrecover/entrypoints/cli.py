@@ -55,7 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(run=_stores_list)
 
-    replay = sub.add_parser("replay", parents=[common], help="replay Segment events from a JSONL file, in event-time order")
+    replay = sub.add_parser(
+        "replay", parents=[common], help="replay Segment events from a JSONL file, in event-time order"
+    )
     replay.add_argument("file", type=Path)
     replay.add_argument("--store", help="the store to replay into (default: the only one)")
     replay.set_defaults(run=_replay)
@@ -65,7 +67,6 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(run=_demo)
     return parser
-
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -82,11 +83,18 @@ def _serve(args: argparse.Namespace) -> int:
 
     build_engine(settings).database.close()  # creates the schema and configured stores before serving
     host, port = args.host or settings.host, args.port or settings.port
-    print(f"cartrecover listening on http://{host}:{port} (clock: {settings.clock}, db: {settings.resolved_database_url})",
-          flush=True)
+    print(
+        f"cartrecover listening on http://{host}:{port} (clock: {settings.clock}, db: {settings.resolved_database_url})",
+        flush=True,
+    )
     Granian(
-        "cartrecover.entrypoints.http.asgi:create", address=host, port=port, interface=Interfaces.ASGI,
-        factory=True, workers=1, log_access=False,
+        "cartrecover.entrypoints.http.asgi:create",
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        factory=True,
+        workers=1,
+        log_access=False,
     ).serve()
     return 0
 
@@ -96,8 +104,11 @@ def _stores_add(args: argparse.Namespace) -> int:
 
     engine = build_engine(load_settings(args.config, data_dir=Path(args.data_dir) if args.data_dir else None))
     config = StoreConfig(
-        name=args.name, timezone=args.timezone, currency=args.currency.upper(),
-        shopify_secrets=tuple(args.shopify_secret), woocommerce_secret=args.woocommerce_secret,
+        name=args.name,
+        timezone=args.timezone,
+        currency=args.currency.upper(),
+        shopify_secrets=tuple(args.shopify_secret),
+        woocommerce_secret=args.woocommerce_secret,
     )
     store, keys = engine.add_store(config)
     engine.database.close()
@@ -114,8 +125,10 @@ def _stores_list(args: argparse.Namespace) -> int:
     from cartrecover.bootstrap import build_engine
 
     engine = build_engine(load_settings(args.config, data_dir=Path(args.data_dir) if args.data_dir else None))
-    rows = [{"store_id": s.store_id, "name": s.name, "timezone": s.timezone, "currency": s.currency}
-            for s in engine.stores.all()]
+    rows = [
+        {"store_id": s.store_id, "name": s.name, "timezone": s.timezone, "currency": s.currency}
+        for s in engine.stores.all()
+    ]
     engine.database.close()
     if args.json:
         print(json.dumps(rows, indent=2))

@@ -109,7 +109,9 @@ def normalise(
     """Validate one message and turn it into an `Event`."""
     kind = message.type
     if kind not in TYPES:
-        raise InvalidEvent(f"{where}: type must be one of {', '.join(sorted(TYPES))}, not {kind!r}", code="invalid_event")
+        raise InvalidEvent(
+            f"{where}: type must be one of {', '.join(sorted(TYPES))}, not {kind!r}", code="invalid_event"
+        )
     anonymous_id, user_id = _id(message.anonymous_id), _id(message.user_id)
     if not anonymous_id and not user_id:
         raise InvalidEvent(f"{where}: needs userId or anonymousId", code="no_user_anon_id")
@@ -127,9 +129,16 @@ def normalise(
     if not isinstance(traits, dict):
         raise InvalidEvent(f"{where}: traits must be an object", code="invalid_event")
     base: dict[str, Any] = {
-        "store_id": store_id, "message_id": message_id, "source": "segment", "at": at, "received_at": received_at,
-        "anonymous_id": anonymous_id, "user_id": user_id, "email": _contact(traits, "email"),
-        "phone": _contact(traits, "phone"), "timezone": _text(message.context.get("timezone")),
+        "store_id": store_id,
+        "message_id": message_id,
+        "source": "segment",
+        "at": at,
+        "received_at": received_at,
+        "anonymous_id": anonymous_id,
+        "user_id": user_id,
+        "email": _contact(traits, "email"),
+        "phone": _contact(traits, "phone"),
+        "timezone": _text(message.context.get("timezone")),
     }
     if kind == "track":
         return _track(message, where, base, currency)
@@ -155,13 +164,19 @@ def _track(message: Message, where: str, base: dict[str, Any], currency: str) ->
     kind, change, checkout = spec
     cur = _text(props.get("currency")) or currency
     try:
-        return _cart_event(name, kind, change, checkout, props, cur, base)
+        return _cart_event(name=name, kind=kind, change=change, checkout=checkout, props=props, cur=cur, base=base)
     except (InvalidAmount, TypeError, ValueError) as exc:
         raise InvalidEvent(f"{where}: {exc}", code="invalid_event") from exc
 
 
 def _cart_event(
-    name: str, kind: EventKind, change: CartChange, checkout: bool, props: dict[str, Any], cur: str,
+    *,
+    name: str,
+    kind: EventKind,
+    change: CartChange,
+    checkout: bool,
+    props: dict[str, Any],
+    cur: str,
     base: dict[str, Any],
 ) -> Event:
     products = props.get("products")
@@ -170,17 +185,35 @@ def _cart_event(
     if change in (CartChange.ADD, CartChange.REMOVE):
         items = tuple(_item(p, cur) for p in products) if products else (_item(props, cur),)
     elif products is not None:
-        items, change = tuple(_item(p, cur) for p in products), CartChange.REPLACE if change is CartChange.REPLACE else change
+        items, change = (
+            tuple(_item(p, cur) for p in products),
+            CartChange.REPLACE if change is CartChange.REPLACE else change,
+        )
     else:
         items, change = (), CartChange.NONE if change is CartChange.REPLACE else change
-    cart_id, checkout_id, order_id = _text(props.get("cart_id")), _text(props.get("checkout_id")), _text(props.get("order_id"))
+    cart_id, checkout_id, order_id = (
+        _text(props.get("cart_id")),
+        _text(props.get("checkout_id")),
+        _text(props.get("order_id")),
+    )
     refs = tuple(f"{k}:{v}" for k, v in (("checkout", checkout_id), ("order", order_id)) if v)
     total = next((props[k] for k in ("total", "revenue", "value") if props.get(k) is not None), None)
     value = _money(total, cur, "total") if total is not None else None
     restore = next((_text(props[k]) for k in ("restore_url", "cart_url", "checkout_url") if props.get(k)), None)
     return Event(
-        kind=kind, name=name[:200], cart_id=cart_id, refs=refs, order_id=order_id, change=change, items=items,
-        currency=cur, value=value, checkout_started=checkout, restore_url=restore, properties=props, **base,
+        kind=kind,
+        name=name[:200],
+        cart_id=cart_id,
+        refs=refs,
+        order_id=order_id,
+        change=change,
+        items=items,
+        currency=cur,
+        value=value,
+        checkout_started=checkout,
+        restore_url=restore,
+        properties=props,
+        **base,
     )
 
 
@@ -217,9 +250,14 @@ def _item(props: Any, currency: str) -> LineItem:
         raise ValueError(f"product {product_id}: quantity must be a whole number ≥ 0, not {quantity!r}")
     price = props.get("price")
     return LineItem(
-        product_id=product_id, quantity=quantity, price=_money(price, currency, "price") if price is not None else None,
-        sku=_text(props.get("sku")), variant=_text(props.get("variant")), name=_text(props.get("name")),
-        url=_text(props.get("url")), image_url=_text(props.get("image_url")),
+        product_id=product_id,
+        quantity=quantity,
+        price=_money(price, currency, "price") if price is not None else None,
+        sku=_text(props.get("sku")),
+        variant=_text(props.get("variant")),
+        name=_text(props.get("name")),
+        url=_text(props.get("url")),
+        image_url=_text(props.get("image_url")),
     )
 
 

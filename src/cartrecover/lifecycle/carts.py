@@ -50,10 +50,17 @@ def on_order_placed(uow: UnitOfWork, event: Event, context: Context) -> None:
     shopper_id = shopper_of(uow, event, context)
     order_id = event.order_id or event.message_id
     existing = uow.orders.get(event.store_id, order_id)
-    refs = tuple(dict.fromkeys((*([f"cart:{event.cart_id}"] if event.cart_id else []), *event.refs, f"order:{order_id}")))
+    refs = tuple(
+        dict.fromkeys((*([f"cart:{event.cart_id}"] if event.cart_id else []), *event.refs, f"order:{order_id}"))
+    )
     order = existing or Order(
-        store_id=event.store_id, order_id=order_id, shopper_id=shopper_id, placed_at=event.at, value=event.value,
-        currency=event.currency, refs=refs,
+        store_id=event.store_id,
+        order_id=order_id,
+        shopper_id=shopper_id,
+        placed_at=event.at,
+        value=event.value,
+        currency=event.currency,
+        refs=refs,
     )
     carts = _carts_closed_by(uow, event, shopper_id, refs)
     for cart in carts:
@@ -105,8 +112,12 @@ def _new_cart(uow: UnitOfWork, event: Event, shopper_id: str, context: Context, 
         cart_id = context.derived_id(f"{cart_id}~", event.store_id, event.message_id)
     refs = (f"cart:{event.cart_id}",) if event.cart_id else ()
     return Cart(
-        store_id=event.store_id, cart_id=cart_id, shopper_id=shopper_id, created_at=event.at,
-        last_activity_at=event.at, refs=refs,
+        store_id=event.store_id,
+        cart_id=cart_id,
+        shopper_id=shopper_id,
+        created_at=event.at,
+        last_activity_at=event.at,
+        refs=refs,
     )
 
 
@@ -116,4 +127,3 @@ def _carts_closed_by(uow: UnitOfWork, event: Event, shopper_id: str, refs: tuple
     others = [c for c in uow.carts.open_for_shopper(event.store_id, shopper_id) if c.created_at <= event.at]
     carts = [joined] if joined is not None else []
     return carts + [c for c in others if joined is None or c.cart_id != joined.cart_id]
-

@@ -27,7 +27,10 @@ def save(uow: UnitOfWork, cart: Cart, changes: list[StateChanged], rules: Abando
     uow.carts.save(cart)
     for change in changes:
         uow.timeline.add(
-            cart.store_id, cart.cart_id, change.at, "state",
+            cart.store_id,
+            cart.cart_id,
+            change.at,
+            "state",
             {"from": change.before.value, "to": change.after.value, "reason": change.reason},
         )
     if cart.status is CartStatus.ACTIVE:
@@ -47,9 +50,6 @@ def fire(uow: UnitOfWork, timer: Timer, rules: AbandonmentRules) -> None:
     cart = uow.carts.get(timer.store_id, timer.cart_id)
     if cart is None:
         return
-    if timer.kind == ABANDON:
-        changes = cart.mark_abandoned(timer.due, rules)
-    else:
-        changes = cart.expire(timer.due, rules)
+    changes = cart.mark_abandoned(timer.due, rules) if timer.kind == ABANDON else cart.expire(timer.due, rules)
     if changes:
         save(uow, cart, changes, rules)

@@ -35,7 +35,7 @@ class Carts(Protocol):
         """Insert or update the cart and index its join keys."""
         ...
 
-    def list(self, store_id: int, status: CartStatus | None, limit: int, after: str | None) -> list[Cart]:
+    def page(self, store_id: int, status: CartStatus | None, limit: int, after: str | None) -> list[Cart]:
         """A page of the store's carts, by cart id, optionally with one status."""
         ...
 

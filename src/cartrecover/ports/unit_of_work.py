@@ -32,11 +32,11 @@ class UnitOfWork(Protocol):
 class Database(Protocol):
     """Opens transactions. Writes are serialised by the caller (one writer per process)."""
 
-    def write(self) -> "TransactionContext":
+    def write(self) -> TransactionContext:
         """A read-write transaction; commits on normal exit, rolls back on an exception."""
         ...
 
-    def read(self) -> "TransactionContext":
+    def read(self) -> TransactionContext:
         """A read-only snapshot."""
         ...
 

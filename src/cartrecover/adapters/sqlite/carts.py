@@ -23,7 +23,9 @@ class SqliteCarts:
 
     def get(self, store_id: int, cart_id: str) -> Cart | None:
         """The cart, or None."""
-        row = self._conn.execute("SELECT body FROM carts WHERE store_id=? AND cart_id=?", (store_id, cart_id)).fetchone()
+        row = self._conn.execute(
+            "SELECT body FROM carts WHERE store_id=? AND cart_id=?", (store_id, cart_id)
+        ).fetchone()
         return _cart_decoder.decode(row[0]) if row else None
 
     def find(self, store_id: int, ref: str) -> Cart | None:
@@ -50,13 +52,19 @@ class SqliteCarts:
             "INSERT INTO carts (store_id, cart_id, shopper_id, status, last_activity_us, body) VALUES (?,?,?,?,?,?) "
             "ON CONFLICT(store_id, cart_id) DO UPDATE SET shopper_id=excluded.shopper_id, status=excluded.status, "
             "last_activity_us=excluded.last_activity_us, body=excluded.body",
-            (cart.store_id, cart.cart_id, cart.shopper_id, cart.status.value, to_us(cart.last_activity_at),
-             _cart_encoder.encode(cart)),
+            (
+                cart.store_id,
+                cart.cart_id,
+                cart.shopper_id,
+                cart.status.value,
+                to_us(cart.last_activity_at),
+                _cart_encoder.encode(cart),
+            ),
         )
         refs = [(cart.store_id, ref, cart.cart_id) for ref in (f"cart:{cart.cart_id}", *cart.refs)]
-        self._conn.executemany("INSERT OR IGNORE INTO cart_refs (store_id, ref, cart_id) VALUES (?,?,?)", refs)
+        self._conn.executemany("INSERT OR REPLACE INTO cart_refs (store_id, ref, cart_id) VALUES (?,?,?)", refs)
 
-    def list(self, store_id: int, status: CartStatus | None, limit: int, after: str | None) -> list[Cart]:
+    def page(self, store_id: int, status: CartStatus | None, limit: int, after: str | None) -> list[Cart]:
         """A page of carts ordered by id."""
         sql = "SELECT body FROM carts WHERE store_id=? AND cart_id > ?"
         args: list[Any] = [store_id, after or ""]
@@ -68,7 +76,7 @@ class SqliteCarts:
 
     def count_by_status(self) -> dict[str, int]:
         """How many carts each status has, over all stores (for metrics)."""
-        return {status: n for status, n in self._conn.execute("SELECT status, count(*) FROM carts GROUP BY status")}
+        return dict(self._conn.execute("SELECT status, count(*) FROM carts GROUP BY status").fetchall())
 
     def for_shopper(self, store_id: int, shopper_id: str) -> list[Cart]:
         """Every cart of the shopper, open or not."""

@@ -20,7 +20,9 @@ class SqliteOrders:
 
     def get(self, store_id: int, order_id: str) -> Order | None:
         """The order, or None."""
-        row = self._conn.execute("SELECT body FROM orders WHERE store_id=? AND order_id=?", (store_id, order_id)).fetchone()
+        row = self._conn.execute(
+            "SELECT body FROM orders WHERE store_id=? AND order_id=?", (store_id, order_id)
+        ).fetchone()
         return _decoder.decode(row[0]) if row else None
 
     def find_unjoined(self, store_id: int, refs: tuple[str, ...]) -> Order | None:

@@ -29,14 +29,14 @@ class SqliteShoppers:
             if row and row[0] not in found:
                 found.append(row[0])
         if not found:
-            survivor, merged = new_id, []
+            survivor, merged = new_id, list[str]()
             self._conn.execute(
                 "INSERT INTO shoppers (store_id, shopper_id, created_seq, body) VALUES (?,?,"
                 "(SELECT coalesce(max(created_seq),0)+1 FROM shoppers WHERE store_id=?),?)",
                 (store_id, new_id, store_id, _encoder.encode(Shopper(store_id=store_id, shopper_id=new_id))),
             )
         else:
-            survivor, merged = self._oldest(store_id, found), []
+            survivor = self._oldest(store_id, found)
             merged = [s for s in found if s != survivor]
             for old in merged:
                 self._merge(store_id, old, survivor)

@@ -48,4 +48,3 @@ class SqliteStores:
     def all(self) -> list[Store]:
         """Every store by id."""
         return [_decoder.decode(body) for (body,) in self._conn.execute("SELECT body FROM stores ORDER BY store_id")]
-

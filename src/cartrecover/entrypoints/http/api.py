@@ -22,10 +22,19 @@ def cart_summary(cart: Cart, currency: str) -> dict[str, Any]:
     """A cart as the API shows it; money in minor units and as a decimal string."""
     cur = cart.currency or currency
     return {
-        "id": cart.cart_id, "status": cart.status.value, "shopper_id": cart.shopper_id, "currency": cur,
-        "value": cart.value, "value_display": str(to_major(cart.value, cur)), "items": len(cart.items),
-        "created_at": cart.created_at, "last_activity_at": cart.last_activity_at, "abandoned_at": cart.abandoned_at,
-        "closed_at": cart.closed_at, "order_id": cart.order_id, "checkout_started": cart.checkout_started,
+        "id": cart.cart_id,
+        "status": cart.status.value,
+        "shopper_id": cart.shopper_id,
+        "currency": cur,
+        "value": cart.value,
+        "value_display": str(to_major(cart.value, cur)),
+        "items": len(cart.items),
+        "created_at": cart.created_at,
+        "last_activity_at": cart.last_activity_at,
+        "abandoned_at": cart.abandoned_at,
+        "closed_at": cart.closed_at,
+        "order_id": cart.order_id,
+        "checkout_started": cart.checkout_started,
     }
 
 
@@ -41,10 +50,12 @@ async def list_carts(
     try:
         wanted = CartStatus(status) if status else None
     except ValueError as exc:
-        raise InvalidEvent(f"status must be one of {', '.join(s.value for s in CartStatus)}", code="invalid_query") from exc
+        raise InvalidEvent(
+            f"status must be one of {', '.join(s.value for s in CartStatus)}", code="invalid_query"
+        ) from exc
     rt = runtime(request)
     with rt.engine.database.read() as uow:
-        carts = uow.carts.list(store.store_id, wanted, limit, after)
+        carts = uow.carts.page(store.store_id, wanted, limit, after)
     page = [cart_summary(c, store.currency) for c in carts]
     return json_response({"carts": page, "next": carts[-1].cart_id if len(carts) == limit else None})
 

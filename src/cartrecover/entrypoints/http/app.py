@@ -30,7 +30,7 @@ def create_app(engine: Engine, *, background: bool = True) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
         wake = asyncio.Event()
-        writer = Writer(engine, on_appended=lambda: loop.call_soon_threadsafe(wake.set))
+        writer = Writer(engine, on_appended=lambda: _wake_from_thread(loop, wake))
         settings = engine.settings
         app.state.runtime = Runtime(engine, writer, RateLimiter(settings.rate_limit, settings.rate_burst))
         tasks = [asyncio.create_task(_consume(engine, writer, wake))] if background else []
@@ -54,6 +54,10 @@ def create_app(engine: Engine, *, background: bool = True) -> Litestar:
     )
     app.state.metrics = Metrics()
     return app
+
+
+def _wake_from_thread(loop: asyncio.AbstractEventLoop, wake: asyncio.Event) -> None:
+    loop.call_soon_threadsafe(wake.set)
 
 
 async def _consume(engine: Engine, writer: Writer, wake: asyncio.Event) -> None:

@@ -41,7 +41,9 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:  # type: 
     """The raw body, un-gzipped, refused when over `limit` (after decompression too)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in _ACCEPTED_TYPES:
-        raise InvalidEvent(f"Content-Type must be application/json, not {content_type!r}", code="unsupported_media_type")
+        raise InvalidEvent(
+            f"Content-Type must be application/json, not {content_type!r}", code="unsupported_media_type"
+        )
     body = await request.body()
     encoding = request.headers.get("content-encoding", "").strip().lower()
     if encoding in ("gzip", "x-gzip"):
@@ -67,7 +69,7 @@ def _gunzip(body: bytes, limit: int) -> bytes:
 def basic_username(request: Request) -> str | None:  # type: ignore[type-arg]
     """The username of HTTP Basic auth (Segment's write key, password empty), if sent."""
     header = request.headers.get("authorization", "")
-    if not header[:6].lower() == "basic ":
+    if header[:6].lower() != "basic ":
         return None
     try:
         decoded = base64.b64decode(header[6:].strip(), validate=True).decode()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Request, Response, post
 
 from cartrecover.entrypoints.http.common import OK, basic_username, read_body, runtime, store_for_write_key
@@ -20,7 +22,9 @@ async def batch(request: Request) -> Response[bytes]:  # type: ignore[type-arg]
     store = store or store_for_write_key(rt, body_key)
     now = rt.engine.clock.now()
     events = [
-        segment.normalise(m, f"batch[{i}]", store_id=store.store_id, currency=store.currency, sent_at=sent_at, received_at=now)
+        segment.normalise(
+            m, f"batch[{i}]", store_id=store.store_id, currency=store.currency, sent_at=sent_at, received_at=now
+        )
         for i, m in enumerate(messages)
     ]
     if events:
@@ -28,7 +32,7 @@ async def batch(request: Request) -> Response[bytes]:  # type: ignore[type-arg]
     return OK
 
 
-def _single(kind: str) -> object:
+def _single(kind: str) -> Any:
     async def handler(request: Request) -> Response[bytes]:  # type: ignore[type-arg]
         rt = runtime(request)
         header_key = basic_username(request)
@@ -36,7 +40,12 @@ def _single(kind: str) -> object:
         message = segment.read_single(await read_body(request, segment.MAX_EVENT_BYTES), kind)
         store = store or store_for_write_key(rt, message.write_key)
         event = segment.normalise(
-            message, kind, store_id=store.store_id, currency=store.currency, sent_at=None, received_at=rt.engine.clock.now()
+            message,
+            kind,
+            store_id=store.store_id,
+            currency=store.currency,
+            sent_at=None,
+            received_at=rt.engine.clock.now(),
         )
         await rt.writer.append([event])
         return OK

@@ -53,13 +53,15 @@ async def openapi(request: Request) -> Response[bytes]:  # type: ignore[type-arg
     """The OpenAPI 3.1 document, with the ingest bodies described from the same msgspec types that parse them."""
     cached = getattr(request.app.state, "openapi_document", None)
     if cached is None:
-        cached = request.app.state.openapi_document = msgspec.json.encode(document(request.app.openapi_schema.to_schema()))
+        cached = request.app.state.openapi_document = msgspec.json.encode(
+            document(request.app.openapi_schema.to_schema())
+        )
     return Response(cached, media_type="application/json")
 
 
 def document(schema: dict[str, Any]) -> dict[str, Any]:
     """Add what Litestar cannot see (bodies read raw for speed and exact decimals) to its generated document."""
-    (batch_schema, single_schema), components = msgspec.json.schema_components(
+    (_, single_schema), components = msgspec.json.schema_components(
         [segment.Batch, segment.Message], ref_template="#/components/schemas/{name}"
     )
     components["Raw"] = {"type": "object", "description": "one Segment call (see Message)"}
@@ -77,7 +79,11 @@ def document(schema: dict[str, Any]) -> dict[str, Any]:
                 op["requestBody"] = _json_body(single_schema)
             elif path == "/api/v1/clock" and method == "post":
                 op["requestBody"] = _json_body(
-                    {"type": "object", "required": ["now"], "properties": {"now": {"type": "string", "format": "date-time"}}}
+                    {
+                        "type": "object",
+                        "required": ["now"],
+                        "properties": {"now": {"type": "string", "format": "date-time"}},
+                    }
                 )
             op.setdefault("responses", {}).update(_ERRORS)
     return schema
@@ -101,8 +107,12 @@ _ERROR = {
 _ERRORS = {
     str(code): {"description": text, **_ERROR}
     for code, text in (
-        (400, "Bad input; nothing was stored"), (401, "Missing or wrong key"), (404, "Not found"),
-        (409, "Conflict"), (413, "Over the size limits"), (429, "Over the store's rate; see Retry-After"),
+        (400, "Bad input; nothing was stored"),
+        (401, "Missing or wrong key"),
+        (404, "Not found"),
+        (409, "Conflict"),
+        (413, "Over the size limits"),
+        (429, "Over the store's rate; see Retry-After"),
         (503, "Storage unavailable; retry"),
     )
 }

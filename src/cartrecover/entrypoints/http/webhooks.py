@@ -2,4 +2,6 @@
 
 from __future__ import annotations
 
-ROUTES: list[object] = []
+from typing import Any
+
+ROUTES: list[Any] = []
