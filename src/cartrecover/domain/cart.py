@@ -136,11 +136,14 @@ class Cart:
         return [self._move(CartStatus.ABANDONED, at, "idle", closes=False)]
 
     def mark_ordered(self, order_id: str, value: int | None, at: datetime, why: str) -> list[StateChanged]:
-        """An order closes the cart: recovered if it had been abandoned, else converted."""
+        """An order closes the cart: recovered if placed after it was abandoned (even if the shopper came back
+        first), else converted. Judged on the order's own time, so an order processed late still counts right."""
         if self.status in (CartStatus.RECOVERED, CartStatus.CONVERTED, CartStatus.SUPPRESSED):
             return []
+        if self.status is CartStatus.EXPIRED and (self.closed_at is None or at >= self.closed_at):
+            return []  # placed after the recovery window: nothing to count
         self.order_id, self.order_value = order_id, value
-        recovered = self.status in (CartStatus.ABANDONED, CartStatus.RECOVERING)
+        recovered = self.abandoned_at is not None and at >= self.abandoned_at
         after = CartStatus.RECOVERED if recovered else CartStatus.CONVERTED
         return [self._move(after, at, why, closes=True)]
 

@@ -60,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("file", type=Path)
     replay.add_argument("--store", help="the store to replay into (default: the only one)")
+    replay.add_argument("--until", help="after the last event, move the clock on to this ISO time (fires timers)")
     replay.set_defaults(run=_replay)
 
     demo = sub.add_parser("demo", parents=[common], help="a generated day of shop traffic, end to end")
@@ -139,10 +140,12 @@ def _stores_list(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from cartrecover.replay import replay_file
+    from cartrecover.entrypoints.replay import replay_file
+    from cartrecover.ingest.timestamps import parse_timestamp
 
     settings = load_settings(args.config, data_dir=Path(args.data_dir) if args.data_dir else None, clock="manual")
-    summary = replay_file(settings, args.file, args.store)
+    until = parse_timestamp(args.until, "--until") if args.until else None
+    summary = replay_file(settings, args.file, args.store, until)
     print(json.dumps(summary, indent=2, default=str))
     return 0
 

@@ -1,0 +1,151 @@
+"""`cartrecover demo`: a generated day of shop traffic through a real server, then what the engine made of it."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from itertools import groupby
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tqdm import tqdm
+
+from cartrecover.simulate.traffic import Day, generate_day
+
+STORE = "demo-shop"
+
+
+def run_demo(data_dir: Path | None = None, shoppers: int = 400, seed: int = 7) -> int:
+    """Generate a day, send it over HTTP on the manual clock, and print the carts the engine found."""
+    data_dir = data_dir or Path(tempfile.mkdtemp(prefix="cartrecover-demo-"))
+    keys = _cli_json("stores", "add", STORE, "--json", "--data-dir", str(data_dir), "--timezone", "Europe/Berlin")
+    start = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    day = generate_day(start, shoppers, seed)
+    print(f"generated {len(day.calls)} Segment calls from {shoppers} shoppers on {start.date()} (seed {seed})")
+    with _server(data_dir) as base, httpx.Client(base_url=base, timeout=60) as http:
+        admin = {"Authorization": f"Bearer {keys['admin_key']}"}
+        sent, seconds = _send_day(http, keys["write_key"], admin, day, start)
+        _post(http, "/api/v1/clock", {"now": _iso(start + timedelta(hours=25))}, admin)
+        carts = _all_carts(http, admin)
+    _report(day, carts, sent, seconds, data_dir)
+    return 0 if _agrees(day, carts) else 1
+
+
+def _send_day(http: httpx.Client, write_key: str, admin: dict[str, str], day: Day, start: datetime) -> tuple[int, float]:
+    """Minute by minute: move the clock to the minute's end, then send its calls as one batch (sentAt = then)."""
+    calls = sorted(day.calls, key=lambda c: c["timestamp"])
+    began, sent = time.perf_counter(), 0
+    http.post("/api/v1/clock", json={"now": _iso(start)}, headers=admin).raise_for_status()
+    with tqdm(total=len(calls), unit="ev", desc="day of traffic") as progress:
+        for minute, group in groupby(calls, key=lambda c: c["timestamp"][:16]):
+            batch = list(group)
+            end = datetime.fromisoformat(minute + ":00+00:00") + timedelta(minutes=1)
+            _post(http, "/api/v1/clock", {"now": _iso(end)}, admin)
+            _post(http, "/v1/batch", {"batch": batch, "sentAt": _iso(end), "writeKey": write_key}, {})
+            sent += len(batch)
+            progress.update(len(batch))
+    return sent, time.perf_counter() - began
+
+
+def _all_carts(http: httpx.Client, admin: dict[str, str]) -> list[dict[str, Any]]:
+    carts: list[dict[str, Any]] = []
+    after: str | None = None
+    while True:
+        page = http.get("/api/v1/carts", params={"limit": 1000, **({"after": after} if after else {})}, headers=admin)
+        page.raise_for_status()
+        body = page.json()
+        carts += body["carts"]
+        after = body["next"]
+        if not after:
+            return carts
+
+
+def _report(day: Day, carts: list[dict[str, Any]], sent: int, seconds: float, data_dir: Path) -> None:
+    by_status = Counter(c["status"] for c in carts)
+    expected = Counter(day.fates.values())
+    print(f"\nsent {sent} events over HTTP in {seconds:.1f} s, moving the manual clock every simulated minute; "
+          f"{day.browsers} visitors only browsed\n")
+    print(f"{'cart status':<14}{'engine':>8}{'expected':>10}{'value':>14}")
+    for status in ("active", "abandoned", "recovered", "converted", "expired"):
+        value = sum(c["value"] for c in carts if c["status"] == status) / 100
+        print(f"{status:<14}{by_status.get(status, 0):>8}{expected.get(status, 0):>10}{value:>14,.2f}")
+    abandoned = sorted((c for c in carts if c["status"] == "abandoned"), key=lambda c: -c["value"])
+    print(f"\nabandoned carts ({len(abandoned)}), by value:")
+    for cart in abandoned[:15]:
+        print(f"  {cart['id']:<14} {cart['value_display']:>9} {cart['currency']}  {cart['items']} line(s)  "
+              f"abandoned {cart['abandoned_at']}{'  checkout started' if cart['checkout_started'] else ''}")
+    if len(abandoned) > 15:
+        print(f"  … and {len(abandoned) - 15} more")
+    mismatched = _mismatches(day, carts)
+    print(f"\n{'every cart reached the status its traffic implies' if not mismatched else f'{len(mismatched)} carts differ: {mismatched[:5]}'}")
+    print(f"data kept in {data_dir}; explore it with: cartrecover serve --data-dir {data_dir}")
+
+
+def _mismatches(day: Day, carts: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    found = {c["id"]: c["status"] for c in carts}
+    return [(cart, want, found.get(cart, "missing")) for cart, want in day.fates.items() if found.get(cart) != want]
+
+
+def _agrees(day: Day, carts: list[dict[str, Any]]) -> bool:
+    return not _mismatches(day, carts)
+
+
+def _post(http: httpx.Client, path: str, body: dict[str, Any], headers: dict[str, str]) -> None:
+    response = http.post(path, json=body, headers=headers)
+    if response.status_code != 200:
+        raise RuntimeError(f"POST {path} answered {response.status_code}: {response.text}")
+
+
+def _iso(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
+
+
+def _cli_json(*args: str) -> dict[str, str]:
+    out = subprocess.run([sys.executable, "-m", "cartrecover", *args], check=True, capture_output=True, text=True)
+    keys: dict[str, str] = json.loads(out.stdout)
+    return keys
+
+
+@contextmanager
+def _server(data_dir: Path) -> Iterator[str]:
+    """`cartrecover serve --clock manual` on a free port, stopped afterwards."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = (data_dir / "server.log").open("w")
+    env = {**os.environ, "CARTRECOVER_CONFIG": ""}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cartrecover", "serve", "--clock", "manual", "--data-dir", str(data_dir),
+         "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(base, process)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}; see server.log in the data directory")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError("the server did not become ready within 60 s")
