@@ -136,8 +136,11 @@ class Cart:
         return [self._move(CartStatus.ABANDONED, at, "idle", closes=False)]
 
     def mark_ordered(self, order_id: str, value: int | None, at: datetime, why: str) -> list[StateChanged]:
-        """An order closes the cart: recovered if placed after it was abandoned (even if the shopper came back
-        first), else converted. Judged on the order's own time, so an order processed late still counts right."""
+        """An order closes the cart: recovered if placed after abandonment, else converted.
+
+        Judged on the order's own time, so an order processed late still counts right; a shopper who came back
+        before ordering still counts as recovered.
+        """
         if self.status in (CartStatus.RECOVERED, CartStatus.CONVERTED, CartStatus.SUPPRESSED):
             return []
         if self.status is CartStatus.EXPIRED and (self.closed_at is None or at >= self.closed_at):
