@@ -82,6 +82,7 @@ class Cart:
     order_id: str | None = None
     order_value: int | None = None
     refs: tuple[str, ...] = field(default_factory=tuple)
+    delta_at: datetime | None = None  # event time of the newest add or remove applied since
 
     @property
     def value(self) -> int:
@@ -171,15 +172,19 @@ class Cart:
         return change
 
     def _apply_contents(self, event: Event) -> None:
+        # Out of order: a snapshot older than a change already applied would undo it, and an add or remove
+        # older than the snapshot is already part of it. At equal times the snapshot wins.
         if event.change is CartChange.REPLACE:
-            if self.contents_at is None or event.at >= self.contents_at:
+            newest = max((t for t in (self.contents_at, self.delta_at) if t is not None), default=None)
+            if newest is None or event.at >= newest:
                 self.items, self.contents_at = event.items, event.at
                 self.stated_value = event.value
-        elif event.change is CartChange.ADD:
-            self.items = _add(self.items, event.items)
-            self.stated_value = None
-        elif event.change is CartChange.REMOVE:
-            self.items = _remove(self.items, event.items)
+        elif event.change in (CartChange.ADD, CartChange.REMOVE):
+            if self.contents_at is not None and event.at <= self.contents_at:
+                return
+            change = _add if event.change is CartChange.ADD else _remove
+            self.items = change(self.items, event.items)
+            self.delta_at = event.at if self.delta_at is None else max(self.delta_at, event.at)
             self.stated_value = None
 
 
