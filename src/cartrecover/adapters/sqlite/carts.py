@@ -40,7 +40,7 @@ class SqliteCarts:
     def open_for_shopper(self, store_id: int, shopper_id: str) -> list[Cart]:
         """The shopper's open carts, newest activity first."""
         rows = self._conn.execute(
-            "SELECT body FROM carts WHERE store_id=? AND shopper_id=? AND status IN ('active','abandoned','recovering') "
+            "SELECT body FROM carts INDEXED BY carts_by_shopper WHERE store_id=? AND shopper_id=? AND status IN ('active','abandoned','recovering') "
             "ORDER BY last_activity_us DESC",
             (store_id, shopper_id),
         )
@@ -80,7 +80,9 @@ class SqliteCarts:
 
     def for_shopper(self, store_id: int, shopper_id: str) -> list[Cart]:
         """Every cart of the shopper, open or not."""
-        rows = self._conn.execute("SELECT body FROM carts WHERE store_id=? AND shopper_id=?", (store_id, shopper_id))
+        rows = self._conn.execute(
+            "SELECT body FROM carts INDEXED BY carts_by_shopper WHERE store_id=? AND shopper_id=?", (store_id, shopper_id)
+        )
         return [_cart_decoder.decode(body) for (body,) in rows]
 
 

@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS shoppers (
     store_id INTEGER NOT NULL, shopper_id TEXT NOT NULL, created_seq INTEGER NOT NULL, body BLOB NOT NULL,
     PRIMARY KEY (store_id, shopper_id)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS shoppers_by_age ON shoppers (store_id, created_seq);
 CREATE TABLE IF NOT EXISTS orders (
     store_id INTEGER NOT NULL, order_id TEXT NOT NULL, joined INTEGER NOT NULL, body BLOB NOT NULL,
     PRIMARY KEY (store_id, order_id)
