@@ -1,0 +1,292 @@
+"""A real `cartrecover serve` process per test (or per module), on a free port, its own data dir, a manual clock.
+
+The server runs as `sys.executable -m cartrecover` in its own session, so the whole process tree (Granian's
+main process and its worker) can be killed by process-group id, with SIGKILL when a test wants a crash.
+Its stdout and stderr go to files; when a test fails they are added to the failure report.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+STARTUP_LIMIT = 60.0  # seconds; a guard against a hung start, not a timed assertion
+_SERVERS = pytest.StashKey[list["Server"]]()
+
+
+@dataclass(frozen=True)
+class Keys:
+    """A store created with `cartrecover stores add --json`: its id and keys in clear."""
+
+    name: str
+    store_id: int
+    write_key: str
+    admin_key: str
+
+    @property
+    def basic(self) -> dict[str, str]:
+        """Segment-style Basic auth: the write key as username, empty password."""
+        return {"Authorization": "Basic " + base64.b64encode(f"{self.write_key}:".encode()).decode()}
+
+    @property
+    def admin(self) -> dict[str, str]:
+        """Bearer auth with the store's admin key."""
+        return {"Authorization": f"Bearer {self.admin_key}"}
+
+
+@dataclass
+class Server:
+    """One `cartrecover serve` process tree; `restart()` starts a new one on the same data dir."""
+
+    data_dir: Path
+    stores: dict[str, Keys]
+    config: Path | None = None
+    base_url: str = ""
+    process: subprocess.Popen[bytes] | None = None
+    logs: list[Path] = field(default_factory=list)
+
+    # -- process -------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start on a free port and wait until /healthz answers."""
+        for _attempt in range(3):  # a free port can be taken between probing and binding: try another
+            port = _free_port()
+            log = self.data_dir.parent / f"server-{len(self.logs)}.log"
+            self.logs.append(log)
+            command = [sys.executable, "-m", "cartrecover", "serve", "--data-dir", str(self.data_dir)]
+            command += ["--host", "127.0.0.1", "--port", str(port), "--clock", "manual"]
+            if self.config is not None:
+                command += ["--config", str(self.config)]
+            with log.open("wb") as out:
+                self.process = subprocess.Popen(
+                    command,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    env=_clean_env(),
+                    cwd=self.data_dir.parent,  # no stray ./cartrecover.toml is picked up
+                )
+            self.base_url = f"http://127.0.0.1:{port}"
+            if self._wait_healthy():
+                return
+            self.kill()
+            if "address already in use" not in log.read_text(errors="replace").lower():
+                break
+        raise RuntimeError(f"cartrecover serve did not become healthy:\n{self.output()}")
+
+    def _wait_healthy(self) -> bool:
+        deadline = time.monotonic() + STARTUP_LIMIT
+        assert self.process is not None
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                return False
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=2).status_code == 200:
+                    return True
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        return False
+
+    def kill(self) -> None:
+        """SIGKILL the whole process tree (no shutdown hooks run: a crash) and reap it."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            # Granian's worker is in the same process group: one signal to the group ends both at once.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self.process = None
+
+    def restart(self) -> None:
+        """Kill (if running) and start again on the same data dir."""
+        self.kill()
+        self.start()
+
+    def output(self) -> str:
+        """Everything the server processes printed, oldest first."""
+        parts = [f"--- {p.name} ---\n{p.read_text(errors='replace')}" for p in self.logs if p.exists()]
+        return "\n".join(parts)
+
+    # -- HTTP ----------------------------------------------------------------------------------------------
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        """An HTTP client on the server's base URL."""
+        return httpx.Client(base_url=self.base_url, timeout=30, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        """One POST on a fresh connection."""
+        with self.client() as http:
+            return http.post(path, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        """One GET on a fresh connection."""
+        with self.client() as http:
+            return http.get(path, **kwargs)
+
+    def now(self, shop: Keys | None = None) -> datetime:
+        """The engine's (manual) clock."""
+        shop = shop or self.any_store
+        response = self.get("/api/v1/clock", headers=shop.admin)
+        assert response.status_code == 200, response.text
+        return datetime.fromisoformat(response.json()["now"])
+
+    def advance(self, by: timedelta = timedelta(0), shop: Keys | None = None) -> dict[str, Any]:
+        """Move the manual clock by `by`; on return every logged event and due timer has been processed."""
+        shop = shop or self.any_store
+        when = self.now(shop) + by
+        response = self.post("/api/v1/clock", json={"now": when.isoformat()}, headers=shop.admin)
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    def carts(self, shop: Keys, status: str | None = None) -> list[dict[str, Any]]:
+        """GET /api/v1/carts (one page is plenty here)."""
+        params = {"limit": "1000", **({"status": status} if status else {})}
+        response = self.get("/api/v1/carts", params=params, headers=shop.admin)
+        assert response.status_code == 200, response.text
+        carts: list[dict[str, Any]] = response.json()["carts"]
+        return carts
+
+    def cart(self, shop: Keys, cart_id: str) -> dict[str, Any]:
+        """GET /api/v1/carts/{id}, which must exist."""
+        response = self.get(f"/api/v1/carts/{cart_id}", headers=shop.admin)
+        assert response.status_code == 200, response.text
+        cart: dict[str, Any] = response.json()
+        return cart
+
+    @property
+    def any_store(self) -> Keys:
+        """The first store (the clock is the engine's, whichever store's admin key moves it)."""
+        return next(iter(self.stores.values()))
+
+    # -- stored state --------------------------------------------------------------------------------------
+
+    @property
+    def database(self) -> Path:
+        """The SQLite file (the default database URL)."""
+        return self.data_dir / "cartrecover.db"
+
+    def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        """Read the database directly (WAL lets us read beside the running server)."""
+        conn = sqlite3.connect(self.database, timeout=30)
+        try:
+            return conn.execute(sql, args).fetchall()
+        finally:
+            conn.close()
+
+    def event_count(self, shop: Keys | None = None) -> int:
+        """Rows in the event log, of one store or of all."""
+        if shop is None:
+            return int(self.query("SELECT count(*) FROM events")[0][0])
+        return int(self.query("SELECT count(*) FROM events WHERE store_id=?", shop.store_id)[0][0])
+
+    def message_ids(self, shop: Keys) -> set[str]:
+        """The message ids in the log for a store."""
+        return {row[0] for row in self.query("SELECT message_id FROM events WHERE store_id=?", shop.store_id)}
+
+
+def add_store(data_dir: Path, name: str, config: Path | None = None) -> Keys:
+    """`cartrecover stores add NAME --json`, as a user would run it."""
+    command = [sys.executable, "-m", "cartrecover", "stores", "add", name, "--json", "--data-dir", str(data_dir)]
+    if config is not None:
+        command += ["--config", str(config)]
+    done = subprocess.run(command, capture_output=True, check=False, env=_clean_env(), cwd=data_dir.parent)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    keys = json.loads(done.stdout)
+    return Keys(keys["name"], int(keys["store_id"]), keys["write_key"], keys["admin_key"])
+
+
+ServerFactory = Callable[..., Server]
+
+
+def _factory(base: Path, request: pytest.FixtureRequest) -> Iterator[ServerFactory]:
+    started: list[Server] = []
+    request.node.stash.setdefault(_SERVERS, started)
+
+    def make(stores: tuple[str, ...] = ("a",), config: str | None = None) -> Server:
+        root = base / f"server-{uuid.uuid4().hex[:8]}"
+        root.mkdir(parents=True)
+        config_path = None
+        if config is not None:
+            config_path = root / "cartrecover.toml"
+            config_path.write_text(config)
+        data_dir = root / "data"
+        server = Server(data_dir, {}, config_path)
+        started.append(server)
+        for name in stores:
+            server.stores[name] = add_store(data_dir, name, config_path)
+        server.start()
+        return server
+
+    try:
+        yield make
+    finally:
+        for server in started:
+            server.kill()
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ServerFactory]:
+    """Start servers: `server_factory(stores=("a", "b"), config="[engine]\\nrate_limit = 5")`; all killed after."""
+    yield from _factory(tmp_path, request)
+
+
+@pytest.fixture
+def server(server_factory: ServerFactory) -> Server:
+    """A fresh server with one store, "a"."""
+    return server_factory()
+
+
+@pytest.fixture(scope="module")
+def module_server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Server]:
+    """One server with stores "a" and "b" shared by a module's tests (each test checks its own deltas)."""
+    factory = _factory(tmp_path_factory.mktemp("e2e"), request)
+    make = next(factory)
+    yield make(stores=("a", "b"))
+    factory.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Attach the output of the test's servers to its failure report."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if not report.failed:
+        return
+    servers = list(item.stash.get(_SERVERS, []))
+    for name in item.fixturenames:  # module-scoped servers live on the module's node
+        if name == "module_server" and hasattr(item, "funcargs") and name in item.funcargs:
+            servers.append(item.funcargs[name])
+    for server in {id(s): s for s in servers}.values():
+        report.sections.append((f"cartrecover serve ({server.data_dir})", server.output()))
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _clean_env() -> dict[str, str]:
+    """The environment without CARTRECOVER_* settings, so the test's flags are all that configure the server."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("CARTRECOVER_")}
