@@ -7,6 +7,7 @@ and runs on the single writer (see `writer.py`) or in the CLI.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import threading
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from datetime import datetime
 
 from cartrecover.domain.cart import AbandonmentRules
 from cartrecover.domain.events import Event
-from cartrecover.errors import ClockError
+from cartrecover.errors import ClockError, StoreError
 from cartrecover.lifecycle import timeline
 from cartrecover.lifecycle.context import Context
 from cartrecover.lifecycle.handlers import handle
@@ -25,6 +26,7 @@ from cartrecover.ports.unit_of_work import Database
 from cartrecover.settings import Settings, StoreConfig
 
 LIFECYCLE = "lifecycle"
+log = logging.getLogger("cartrecover.engine")
 
 
 def hash_key(key: str) -> str:
@@ -100,7 +102,20 @@ class Engine:
             return uow.events.append(events)
 
     def process_pending(self, limit: int = 500) -> int:
-        """Apply up to `limit` logged events to carts, moving the checkpoint in the same transaction."""
+        """Apply up to `limit` logged events to carts, moving the checkpoint in the same transaction.
+
+        If applying fails for a reason other than the database, the events are applied one at a time and the
+        one that fails is parked as a dead letter with its reason, so one bad event cannot stall the log.
+        """
+        try:
+            return self._apply_pending(limit)
+        except StoreError:
+            raise
+        except Exception:
+            log.exception("lifecycle: a batch failed; applying its events one by one")
+            return self._apply_one_or_park()
+
+    def _apply_pending(self, limit: int) -> int:
         with self.database.write() as uow:
             offset = uow.checkpoints.get(LIFECYCLE)
             batch = uow.events.read_after(offset, limit)
@@ -109,6 +124,25 @@ class Engine:
             if batch:
                 uow.checkpoints.put(LIFECYCLE, batch[-1][0])
         return len(batch)
+
+    def _apply_one_or_park(self) -> int:
+        with self.database.read() as uow:
+            pending = uow.events.read_after(uow.checkpoints.get(LIFECYCLE), 1)
+        if not pending:
+            return 0
+        seq, event = pending[0]
+        try:
+            with self.database.write() as uow:
+                handle(uow, event, self.context)
+                uow.checkpoints.put(LIFECYCLE, seq)
+        except StoreError:
+            raise
+        except Exception as exc:
+            log.exception("lifecycle: parking event %s (%s) as a dead letter", seq, event.message_id)
+            with self.database.write() as uow:
+                uow.dead_letters.park(LIFECYCLE, seq, f"{type(exc).__name__}: {exc}"[:1000])
+                uow.checkpoints.put(LIFECYCLE, seq)
+        return 1
 
     def fire_due(self, now: datetime, limit: int = 500) -> int:
         """Fire up to `limit` timers due by `now`, each at its own due time."""

@@ -35,6 +35,18 @@ class EventLog(Protocol):
         ...
 
 
+class DeadLetters(Protocol):
+    """Events a consumer could not apply, parked with the reason so the rest of the log keeps flowing."""
+
+    def park(self, consumer: str, offset: int, reason: str) -> None:
+        """Record that the event at `offset` failed in `consumer`; written with the checkpoint that skips it."""
+        ...
+
+    def parked(self, consumer: str) -> list[tuple[int, str]]:
+        """The parked offsets with their reasons, oldest first."""
+        ...
+
+
 class Checkpoints(Protocol):
     """Where each consumer of the log has got to; written in the same transaction as its state changes."""
 

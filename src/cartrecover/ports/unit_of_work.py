@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from cartrecover.ports.carts import Carts, Timeline
-from cartrecover.ports.eventlog import Checkpoints, EventLog
+from cartrecover.ports.eventlog import Checkpoints, DeadLetters, EventLog
 from cartrecover.ports.orders import Orders
 from cartrecover.ports.shoppers import Shoppers
 from cartrecover.ports.stores import Stores
@@ -17,6 +17,7 @@ class UnitOfWork(Protocol):
 
     events: EventLog
     checkpoints: Checkpoints
+    dead_letters: DeadLetters
     carts: Carts
     timeline: Timeline
     timers: Timers

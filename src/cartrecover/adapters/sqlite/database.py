@@ -9,7 +9,7 @@ from pathlib import Path
 from types import TracebackType
 
 from cartrecover.adapters.sqlite.carts import SqliteCarts, SqliteTimeline
-from cartrecover.adapters.sqlite.eventlog import SqliteCheckpoints, SqliteEventLog
+from cartrecover.adapters.sqlite.eventlog import SqliteCheckpoints, SqliteDeadLetters, SqliteEventLog
 from cartrecover.adapters.sqlite.orders import SqliteOrders
 from cartrecover.adapters.sqlite.shoppers import SqliteShoppers
 from cartrecover.adapters.sqlite.stores import SqliteStores
@@ -25,6 +25,7 @@ class SqliteUnitOfWork:
         self.conn = conn
         self.events = SqliteEventLog(conn)
         self.checkpoints = SqliteCheckpoints(conn)
+        self.dead_letters = SqliteDeadLetters(conn)
         self.carts = SqliteCarts(conn)
         self.timeline = SqliteTimeline(conn)
         self.timers = SqliteTimers(conn)

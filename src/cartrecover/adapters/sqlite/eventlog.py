@@ -66,6 +66,24 @@ class SqliteEventLog:
 _INSERT = "INSERT OR IGNORE INTO events (store_id, message_id, body) VALUES (?, ?, ?)"
 
 
+class SqliteDeadLetters:
+    """Parked events by consumer and offset."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def park(self, consumer: str, offset: int, reason: str) -> None:
+        """Park an event with its reason."""
+        self._conn.execute(
+            "INSERT OR REPLACE INTO dead_letters (consumer, seq, reason) VALUES (?, ?, ?)", (consumer, offset, reason)
+        )
+
+    def parked(self, consumer: str) -> list[tuple[int, str]]:
+        """Parked offsets and reasons."""
+        rows = self._conn.execute("SELECT seq, reason FROM dead_letters WHERE consumer=? ORDER BY seq", (consumer,))
+        return [(int(seq), str(reason)) for seq, reason in rows]
+
+
 class SqliteCheckpoints:
     """Consumer offsets, committed with the consumer's state changes."""
 

@@ -13,6 +13,9 @@ CREATE TABLE IF NOT EXISTS events (
     UNIQUE (store_id, message_id)
 );
 CREATE TABLE IF NOT EXISTS checkpoints (consumer TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    consumer TEXT NOT NULL, seq INTEGER NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (consumer, seq)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS carts (
     store_id INTEGER NOT NULL,
     cart_id TEXT NOT NULL,
