@@ -1,0 +1,113 @@
+"""The command line as a user runs it: stores, replay and the demo."""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import subprocess
+import sys
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cartrecover.simulate.traffic import generate_day
+
+DAY = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `python -m cartrecover ARGS` and return the finished process."""
+    return subprocess.run(
+        [sys.executable, "-m", "cartrecover", *args], capture_output=True, text=True, cwd=cwd, timeout=300, check=False
+    )
+
+
+def carts_by_status(data_dir: Path) -> dict[str, str]:
+    """Cart id → status, read straight from the embedded database."""
+    with sqlite3.connect(data_dir / "cartrecover.db") as db:
+        return dict(db.execute("SELECT cart_id, status FROM carts").fetchall())
+
+
+def write_jsonl(path: Path, calls: list[dict[str, Any]]) -> None:
+    path.write_text("".join(json.dumps(call) + "\n" for call in calls))
+
+
+def test_stores_add_prints_working_keys_and_list_shows_no_secrets(tmp_path: Path) -> None:
+    added = cli("stores", "add", "corner-shop", "--json", "--data-dir", str(tmp_path), "--currency", "eur")
+    assert added.returncode == 0, added.stderr
+    keys = json.loads(added.stdout)
+    assert keys["name"] == "corner-shop"
+    assert keys["write_key"].startswith("wk_") and keys["admin_key"].startswith("ak_")
+    assert keys["shopify_secret"] and keys["woocommerce_secret"]
+
+    listed = cli("stores", "list", "--json", "--data-dir", str(tmp_path))
+    assert json.loads(listed.stdout) == [
+        {"store_id": keys["store_id"], "name": "corner-shop", "timezone": "UTC", "currency": "EUR"}
+    ]
+    assert keys["admin_key"] not in listed.stdout and keys["write_key"] not in listed.stdout
+
+    again = cli("stores", "add", "corner-shop", "--data-dir", str(tmp_path))
+    assert again.returncode == 1 and "exists" in again.stderr
+
+
+def test_replay_applies_a_shuffled_file_in_event_time_order(tmp_path: Path) -> None:
+    day = generate_day(DAY, shoppers=120, seed=11)
+    shuffled = list(day.calls)
+    random.Random(5).shuffle(shuffled)
+    write_jsonl(tmp_path / "day.jsonl", shuffled)
+    assert cli("stores", "add", "replayed", "--data-dir", str(tmp_path / "d")).returncode == 0
+
+    run = cli(
+        "replay", str(tmp_path / "day.jsonl"), "--data-dir", str(tmp_path / "d"), "--until", "2026-03-02T02:00:00Z"
+    )
+
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["events"] == len(day.calls) and summary["duplicates"] == 0
+    assert carts_by_status(tmp_path / "d") == day.fates
+    assert summary["carts"] == dict(Counter(day.fates.values()))
+
+
+def test_replaying_the_same_file_twice_changes_nothing_the_second_time(tmp_path: Path) -> None:
+    day = generate_day(DAY, shoppers=40, seed=3)
+    write_jsonl(tmp_path / "day.jsonl", day.calls)
+    cli("stores", "add", "twice", "--data-dir", str(tmp_path / "d"))
+    first = cli(
+        "replay", str(tmp_path / "day.jsonl"), "--data-dir", str(tmp_path / "d"), "--until", "2026-03-02T02:00:00Z"
+    )
+    before = carts_by_status(tmp_path / "d")
+
+    second = cli(
+        "replay", str(tmp_path / "day.jsonl"), "--data-dir", str(tmp_path / "d"), "--until", "2026-03-02T03:00:00Z"
+    )
+
+    assert first.returncode == 0 and second.returncode == 0, second.stderr
+    assert json.loads(second.stdout)["duplicates"] == len(day.calls)
+    assert carts_by_status(tmp_path / "d") == before == day.fates
+
+
+def test_replay_refuses_a_file_with_a_bad_line_and_names_it(tmp_path: Path) -> None:
+    (tmp_path / "bad.jsonl").write_text('{"type":"page","anonymousId":"a","timestamp":"2026-03-01T10:00:00Z"}\n{oops\n')
+    cli("stores", "add", "strict", "--data-dir", str(tmp_path / "d"))
+
+    run = cli("replay", str(tmp_path / "bad.jsonl"), "--data-dir", str(tmp_path / "d"))
+
+    assert run.returncode == 1
+    assert "bad.jsonl:2" in run.stderr
+    with sqlite3.connect(tmp_path / "d" / "cartrecover.db") as db:
+        assert db.execute("SELECT count(*) FROM events").fetchone() == (0,)
+
+
+@pytest.mark.slow
+def test_the_demo_sends_a_day_through_a_real_server_and_every_cart_reaches_its_expected_status(tmp_path: Path) -> None:
+    run = cli("demo", "--shoppers", "120", "--seed", "5", "--data-dir", str(tmp_path))
+
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "every cart reached the status its traffic implies" in run.stdout
+    expected = generate_day(datetime(2026, 1, 1, tzinfo=UTC), shoppers=120, seed=5).fates
+    assert sorted(carts_by_status(tmp_path).values()) == sorted(expected.values())
+    assert "abandoned carts" in run.stdout
