@@ -10,6 +10,7 @@ from litestar import Request, Response, get, post
 from litestar.params import Parameter
 
 from cartrecover.domain.cart import Cart, CartStatus
+from cartrecover.domain.events import LineItem
 from cartrecover.domain.money import to_major
 from cartrecover.entrypoints.http.common import admin_store, json_response, read_body, runtime
 from cartrecover.errors import ClockError, InvalidEvent, NotFound
@@ -36,6 +37,14 @@ def cart_summary(cart: Cart, currency: str) -> dict[str, Any]:
         "order_id": cart.order_id,
         "checkout_started": cart.checkout_started,
     }
+
+
+def line_of(item: LineItem) -> dict[str, Any]:
+    """A cart line as the API shows it: every field that is set, and always the quantity.
+
+    `LineItem` omits defaults when it is stored, which would drop `quantity: 1` from the answer.
+    """
+    return {name: value for name in item.__struct_fields__ if (value := getattr(item, name)) is not None}
 
 
 @get("/api/v1/carts", summary="List the store's carts", **_DOC)  # type: ignore[arg-type]
@@ -71,7 +80,7 @@ async def show_cart(request: Request, cart_id: str) -> Response[bytes]:  # type:
             raise NotFound(f"no cart {cart_id!r} in this store")
         entries = uow.timeline.for_cart(store.store_id, cart_id)
     detail = cart_summary(cart, store.currency)
-    detail["lines"] = [msgspec.to_builtins(item) for item in cart.items]
+    detail["lines"] = [line_of(item) for item in cart.items]
     detail["restore_url"] = cart.restore_url
     detail["timeline"] = entries
     return json_response(detail)
