@@ -26,12 +26,19 @@ Send = Callable[[str, str, dict[str, Any]], None]
 
 
 def journey(
-    send: Send, identify: Callable[[str, dict[str, Any]], None], page: Callable[[str], None]
+    server: Server, send: Send, identify: Callable[[str, dict[str, Any]], None], page: Callable[[str], None]
 ) -> tuple[str, str]:
-    """identify → Product Added → Checkout Started → page, one shopper and cart; returns (user id, cart id)."""
+    """identify → Product Added → Checkout Started → page, a minute apart; returns (user id, cart id).
+
+    The clients stamp events with wall time and the skew rule anchors them to the server's receivedAt, which on
+    a manual clock stands still: moving the clock between steps keeps their order what the shopper did.
+    """
     user, cart = f"u-{uuid.uuid4().hex[:8]}", f"cart-{uuid.uuid4().hex[:8]}"
+    step = timedelta(minutes=1)
     identify(user, {"email": f"{user}@example.com"})
+    server.advance(step)
     send(user, "Product Added", {"cart_id": cart, "product_id": "sku-1", "price": 19.99, "quantity": 2})
+    server.advance(step)
     send(
         user,
         "Checkout Started",
@@ -44,6 +51,7 @@ def journey(
             ],
         },
     )
+    server.advance(step)
     page(user)
     return user, cart
 
@@ -93,7 +101,7 @@ def test_segment_client_cart_is_abandoned_then_recovered(server: Server, segment
     def send(user: str, event: str, props: dict[str, Any]) -> None:
         segment.track(user, event, props)
 
-    user, cart = journey(send, segment.identify, lambda u: segment.page(u, "Shop", "Checkout"))
+    user, cart = journey(server, send, segment.identify, lambda u: segment.page(u, "Shop", "Checkout"))
     assert_abandoned_then_recovered(server, user, cart, send)
 
 
@@ -103,7 +111,7 @@ def test_rudder_client_gzip_and_basic_auth_cart_is_abandoned_then_recovered(serv
     def send(user: str, event: str, props: dict[str, Any]) -> None:
         rudder.track(user, event, props)
 
-    user, cart = journey(send, rudder.identify, lambda u: rudder.page(u, "Shop", "Checkout"))
+    user, cart = journey(server, send, rudder.identify, lambda u: rudder.page(u, "Shop", "Checkout"))
     assert rudder.default_client.host == server.base_url
     assert_abandoned_then_recovered(server, user, cart, send)
 
