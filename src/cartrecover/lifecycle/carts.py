@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from cartrecover.domain.cart import Cart
 from cartrecover.domain.events import Event
 from cartrecover.lifecycle import timeline
@@ -89,12 +91,22 @@ def on_order_cancelled(uow: UnitOfWork, event: Event, context: Context) -> None:
 
 def _find_cart(uow: UnitOfWork, event: Event, shopper_id: str) -> Cart | None:
     if event.cart_id:
-        return uow.carts.get(event.store_id, event.cart_id) or _by_refs(uow, event.store_id, event.refs)
+        return _by_cart_id(uow, event.store_id, event.cart_id, event.at) or _by_refs(uow, event.store_id, event.refs)
     found = _by_refs(uow, event.store_id, event.refs)
     if found is not None:
         return found
     open_carts = uow.carts.open_for_shopper(event.store_id, shopper_id)
     return open_carts[0] if open_carts else None
+
+
+def _by_cart_id(uow: UnitOfWork, store_id: int, cart_id: str, at: datetime) -> Cart | None:
+    # A shop may reuse a cart id after an order: "cart:<id>" then points to the newer cart, which an event
+    # takes unless it is older than that cart (a late event of the first one).
+    first = uow.carts.get(store_id, cart_id)
+    newest = uow.carts.find(store_id, f"cart:{cart_id}")
+    if newest is None or (first is not None and newest.created_at > at):
+        return first
+    return newest
 
 
 def _by_refs(uow: UnitOfWork, store_id: int, refs: tuple[str, ...]) -> Cart | None:
@@ -122,7 +134,7 @@ def _new_cart(uow: UnitOfWork, event: Event, shopper_id: str, context: Context, 
 
 
 def _carts_closed_by(uow: UnitOfWork, event: Event, shopper_id: str, refs: tuple[str, ...]) -> list[Cart]:
-    joined = uow.carts.get(event.store_id, event.cart_id) if event.cart_id else None
+    joined = _by_cart_id(uow, event.store_id, event.cart_id, event.at) if event.cart_id else None
     joined = joined or _by_refs(uow, event.store_id, refs)
     others = [c for c in uow.carts.open_for_shopper(event.store_id, shopper_id) if c.created_at <= event.at]
     carts = [joined] if joined is not None else []

@@ -61,8 +61,9 @@ class SqliteCarts:
                 _cart_encoder.encode(cart),
             ),
         )
-        refs = [(cart.store_id, ref, cart.cart_id) for ref in (f"cart:{cart.cart_id}", *cart.refs)]
-        self._conn.executemany("INSERT OR REPLACE INTO cart_refs (store_id, ref, cart_id) VALUES (?,?,?)", refs)
+        is_open = int(cart.status.is_open)
+        refs = [(cart.store_id, ref, cart.cart_id, is_open) for ref in (f"cart:{cart.cart_id}", *cart.refs)]
+        self._conn.executemany(_SAVE_REF, refs)
 
     def page(self, store_id: int, status: CartStatus | None, limit: int, after: str | None) -> list[Cart]:
         """A page of carts ordered by id."""
@@ -81,9 +82,20 @@ class SqliteCarts:
     def for_shopper(self, store_id: int, shopper_id: str) -> list[Cart]:
         """Every cart of the shopper, open or not."""
         rows = self._conn.execute(
-            "SELECT body FROM carts INDEXED BY carts_by_shopper WHERE store_id=? AND shopper_id=?", (store_id, shopper_id)
+            "SELECT body FROM carts INDEXED BY carts_by_shopper WHERE store_id=? AND shopper_id=?",
+            (store_id, shopper_id),
         )
         return [_cart_decoder.decode(body) for (body,) in rows]
+
+
+# A key moves to the cart saved last, except that a closed cart never takes it from an open one: a shop that
+# reuses a cart id after an order points it at the new cart, and re-saving the old one must not point it back.
+_SAVE_REF = (
+    "INSERT INTO cart_refs (store_id, ref, cart_id) VALUES (?1,?2,?3) "
+    "ON CONFLICT(store_id, ref) DO UPDATE SET cart_id=excluded.cart_id WHERE ?4 OR NOT EXISTS ("
+    "SELECT 1 FROM carts c WHERE c.store_id=cart_refs.store_id AND c.cart_id=cart_refs.cart_id "
+    "AND c.cart_id<>excluded.cart_id AND c.status IN ('active','abandoned','recovering'))"
+)
 
 
 class SqliteTimeline:
