@@ -241,3 +241,16 @@ def test_a_signed_body_that_is_not_json_is_refused_and_changes_nothing(
 
     assert response.status_code == 400
     assert logged(engine) == 0
+
+
+def test_an_order_on_hold_for_a_bank_transfer_is_an_order_so_its_cart_is_never_abandoned(
+    client: Client, shop: Shop
+) -> None:
+    deliver(client, shop, "order.created", woo_order("pending", START - timedelta(minutes=5)))
+    deliver(client, shop, "order.updated", woo_order("on-hold", START - timedelta(minutes=4)))
+    move_clock(client, shop, START + timedelta(hours=3))
+
+    found = only_cart(client, shop)
+    assert found["status"] == "converted"
+    assert found["order_id"] == "727"
+    assert found["abandoned_at"] is None

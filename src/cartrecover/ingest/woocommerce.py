@@ -1,8 +1,9 @@
 """WooCommerce order webhooks, normalised to `Event`: pure functions of (topic, raw body, time of receipt).
 
 WooCommerce core has no cart webhook; what it has is the order, which exists from the checkout on. An order
-that is not paid (pending, failed, on-hold, a block checkout's draft) is cart activity with its contents; a
-processing or completed order is an order placed; a cancelled or refunded one is a cancellation.
+that is not placed yet (pending or failed payment, a block checkout's draft) is cart activity with its contents;
+a processing, completed or on-hold order is an order placed (on-hold waits for a bank transfer or cheque: the
+shopper has ordered, and a reminder would be wrong); a cancelled or refunded one is a cancellation.
 
 Every event of one order uses the order key as its cart id, so the unpaid order's cart is the one its payment
 closes. The `cart_hash` is not the cart id: it is a hash of the cart's contents, which changes with them, and
@@ -26,8 +27,8 @@ from cartrecover.ingest.timestamps import parse_timestamp
 
 MAX_MESSAGE_ID = 100
 TOPICS = frozenset({"order.created", "order.updated", "order.deleted", "order.restored"})
-CART_STATUSES = frozenset({"pending", "failed", "on-hold", "checkout-draft"})
-PLACED_STATUSES = frozenset({"processing", "completed"})
+CART_STATUSES = frozenset({"pending", "failed", "checkout-draft"})
+PLACED_STATUSES = frozenset({"processing", "completed", "on-hold"})
 CANCELLED_STATUSES = frozenset({"cancelled", "refunded"})
 
 Id = str | int
