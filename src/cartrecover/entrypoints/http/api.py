@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, get, post
-from litestar.params import Parameter
+from litestar.params import FromPath, Parameter
 
 from cartrecover.domain.cart import Cart, CartStatus
 from cartrecover.domain.events import LineItem
@@ -70,7 +70,7 @@ async def list_carts(
 
 
 @get("/api/v1/carts/{cart_id:str}", summary="One cart with its timeline", **_DOC)  # type: ignore[arg-type]
-async def show_cart(request: Request, cart_id: str) -> Response[bytes]:  # type: ignore[type-arg]
+async def show_cart(request: Request, cart_id: FromPath[str]) -> Response[bytes]:  # type: ignore[type-arg]
     """The cart, its lines and its timeline of events and state changes."""
     store = admin_store(request)
     rt = runtime(request)
