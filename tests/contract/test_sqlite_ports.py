@@ -1,0 +1,537 @@
+"""One contract suite per port, written against the Protocols in `cartrecover.ports` and run on every adapter.
+
+To add a backend, add a factory to `BACKENDS`: every test then runs against it too.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from cartrecover.adapters.sqlite import SqliteDatabase
+from cartrecover.domain.cart import CartStatus
+from cartrecover.errors import StoreExists
+from cartrecover.ports.orders import Order
+from cartrecover.ports.shoppers import Shopper
+from cartrecover.ports.stores import Store
+from cartrecover.ports.timers import Timer
+from cartrecover.ports.unit_of_work import Database
+from tests.conftest import START
+from tests.factories import MINUTE, cart, event, random_id
+
+BACKENDS: dict[str, Callable[[Path], Database]] = {
+    "sqlite-file": lambda tmp: SqliteDatabase.from_url(f"sqlite:///{tmp / 'contract.db'}"),
+    "sqlite-memory": lambda tmp: SqliteDatabase.from_url("sqlite://:memory:"),
+}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A fresh, empty database of each backend."""
+    db = BACKENDS[request.param](tmp_path)
+    yield db
+    db.close()
+
+
+def store_id() -> int:
+    """A random store id, so that nothing depends on ids handed out in order."""
+    return random.randint(1, 2**31)
+
+
+class Boom(Exception):
+    """Raised inside a transaction to roll it back."""
+
+
+# --- EventLog and Checkpoints ------------------------------------------------------------------------------
+
+
+def test_append_reports_which_events_are_new_and_logs_a_retry_once(database: Database) -> None:
+    sid = store_id()
+    first, second = event(store_id=sid), event(store_id=sid)
+
+    with database.write() as uow:
+        assert uow.events.append([first, second]) == [True, True]
+    with database.write() as uow:
+        assert uow.events.append([second, event(store_id=sid)]) == [False, True]
+        assert uow.events.append([first]) == [False]
+    with database.read() as uow:
+        assert [e.message_id for _, e in uow.events.read_after(0, 100)].count(second.message_id) == 1
+        assert uow.events.last_offset() != 0
+        assert len(uow.events.read_after(0, 100)) == 3
+
+
+def test_a_message_id_repeated_inside_one_append_is_new_only_the_first_time(database: Database) -> None:
+    sid = store_id()
+    e, other = event(store_id=sid), event(store_id=sid)
+
+    with database.write() as uow:
+        assert uow.events.append([e, other, e, e]) == [True, True, False, False]
+        assert uow.events.append([e, e]) == [False, False]
+    with database.read() as uow:
+        assert [x.message_id for _, x in uow.events.read_after(0, 100)] == [e.message_id, other.message_id]
+
+
+def test_the_same_message_id_in_another_store_is_another_event(database: Database) -> None:
+    message_id = random_id("m")
+
+    with database.write() as uow:
+        assert uow.events.append([event(store_id=store_id(), message_id=message_id)]) == [True]
+        assert uow.events.append([event(store_id=store_id(), message_id=message_id)]) == [True]
+
+
+def test_append_of_nothing_appends_nothing(database: Database) -> None:
+    with database.write() as uow:
+        assert uow.events.append([]) == []
+        assert uow.events.last_offset() == 0
+
+
+def test_read_after_returns_events_after_the_offset_oldest_first_up_to_the_limit(database: Database) -> None:
+    sid = store_id()
+    events = [event(store_id=sid, at=START + i * MINUTE) for i in range(5)]
+    with database.write() as uow:
+        uow.events.append(events)
+
+    with database.read() as uow:
+        everything = uow.events.read_after(0, 100)
+        offsets = [seq for seq, _ in everything]
+        first_two = uow.events.read_after(0, 2)
+        rest = uow.events.read_after(first_two[-1][0], 100)
+        last = uow.events.last_offset()
+
+    assert [e for _, e in everything] == events
+    assert offsets == sorted(offsets) and len(set(offsets)) == 5
+    assert [e for _, e in first_two] == events[:2]
+    assert [e for _, e in rest] == events[2:]
+    assert last == offsets[-1]
+    with database.read() as uow:
+        assert uow.events.read_after(last, 100) == []
+
+
+def test_checkpoints_start_at_zero_and_keep_each_consumers_offset(database: Database) -> None:
+    with database.write() as uow:
+        assert uow.checkpoints.get("lifecycle") == 0
+        uow.checkpoints.put("lifecycle", 7)
+        uow.checkpoints.put("lifecycle", 9)
+        uow.checkpoints.put("other", 3)
+    with database.read() as uow:
+        assert (uow.checkpoints.get("lifecycle"), uow.checkpoints.get("other")) == (9, 3)
+
+
+def test_a_rolled_back_transaction_leaves_nothing(database: Database) -> None:
+    sid = store_id()
+    c = cart(store_id=sid)
+
+    with pytest.raises(Boom), database.write() as uow:
+        uow.events.append([event(store_id=sid)])
+        uow.checkpoints.put("lifecycle", 1)
+        uow.carts.save(c)
+        uow.timeline.add(sid, c.cart_id, START, "event", {"name": "x"})
+        uow.timers.set(Timer(sid, c.cart_id, "abandon", START))
+        uow.shoppers.resolve(sid, [("anon", "a")], "s-1")
+        uow.orders.save(Order(sid, "o-1", None, START, 100, "USD", ("cart:x",)))
+        raise Boom
+
+    with database.read() as uow:
+        assert uow.events.last_offset() == 0
+        assert uow.checkpoints.get("lifecycle") == 0
+        assert uow.carts.get(sid, c.cart_id) is None
+        assert uow.timeline.for_cart(sid, c.cart_id) == []
+        assert uow.timers.next_due() is None
+        assert uow.shoppers.find(sid, "anon", "a") is None
+        assert uow.orders.get(sid, "o-1") is None
+
+
+def test_scrub_removes_personal_data_from_the_events_that_name_the_shopper(database: Database) -> None:
+    sid = store_id()
+    theirs = event(store_id=sid, email="jane@example.com", phone="+15550100", properties={"note": "hi"})
+    also = event(store_id=sid, anonymous_id="anon-jane")
+    others = event(store_id=sid, email="joe@example.com")
+    elsewhere = event(store_id=store_id(), email="jane@example.com")
+    with database.write() as uow:
+        uow.events.append([theirs, also, others, elsewhere])
+
+    with database.write() as uow:
+        assert uow.events.scrub(sid, {("email", "jane@example.com"), ("anon", "anon-jane")}) == 2
+    with database.write() as uow:
+        assert uow.events.scrub(sid, {("email", "jane@example.com"), ("anon", "anon-jane")}) == 0
+        assert uow.events.scrub(sid, set()) == 0
+
+    with database.read() as uow:
+        logged = {e.message_id: e for _, e in uow.events.read_after(0, 100)}
+    scrubbed = logged[theirs.message_id]
+    assert (scrubbed.email, scrubbed.phone, scrubbed.anonymous_id, scrubbed.properties) == (None, None, None, {})
+    assert scrubbed.identities == [] and logged[also.message_id].identities == []
+    assert (scrubbed.kind, scrubbed.at, scrubbed.store_id) == (theirs.kind, theirs.at, sid)
+    assert logged[others.message_id].email == "joe@example.com"
+    assert logged[elsewhere.message_id].email == "jane@example.com"
+
+
+# --- Carts and Timeline ------------------------------------------------------------------------------------
+
+
+def test_a_saved_cart_reads_back_equal_by_id_and_by_each_join_key(database: Database) -> None:
+    c = cart(refs=("checkout:chk-1", "token:tok-1"), currency="EUR")
+
+    with database.write() as uow:
+        uow.carts.save(c)
+    with database.read() as uow:
+        assert uow.carts.get(c.store_id, c.cart_id) == c
+        assert uow.carts.find(c.store_id, f"cart:{c.cart_id}") == c
+        assert uow.carts.find(c.store_id, "checkout:chk-1") == c
+        assert uow.carts.find(c.store_id, "token:tok-1") == c
+        assert uow.carts.find(c.store_id, "checkout:other") is None
+        assert uow.carts.get(c.store_id, "nope") is None
+
+
+def test_saving_a_cart_again_updates_it(database: Database) -> None:
+    c = cart()
+    with database.write() as uow:
+        uow.carts.save(c)
+
+    c.status, c.abandoned_at = CartStatus.ABANDONED, START + 30 * MINUTE
+    c.refs = ("checkout:late",)
+    with database.write() as uow:
+        uow.carts.save(c)
+    with database.read() as uow:
+        assert uow.carts.get(c.store_id, c.cart_id) == c
+        assert uow.carts.find(c.store_id, "checkout:late") == c
+        assert uow.carts.count_by_status().get("abandoned", 0) >= 1
+
+
+def test_open_for_shopper_lists_only_open_carts_newest_activity_first(database: Database) -> None:
+    sid, shopper = store_id(), random_id("s")
+    old = cart(store_id=sid, shopper_id=shopper, at=START)
+    new = cart(store_id=sid, shopper_id=shopper, at=START + MINUTE, status=CartStatus.ABANDONED)
+    closed = cart(store_id=sid, shopper_id=shopper, at=START + 2 * MINUTE, status=CartStatus.CONVERTED)
+    someone_else = cart(store_id=sid, at=START + 3 * MINUTE)
+    with database.write() as uow:
+        for c in (old, new, closed, someone_else):
+            uow.carts.save(c)
+
+    with database.read() as uow:
+        assert [c.cart_id for c in uow.carts.open_for_shopper(sid, shopper)] == [new.cart_id, old.cart_id]
+        assert {c.cart_id for c in uow.carts.for_shopper(sid, shopper)} == {old.cart_id, new.cart_id, closed.cart_id}
+
+
+def test_page_lists_a_stores_carts_by_id_with_a_status_filter_and_a_cursor(database: Database) -> None:
+    sid = store_id()
+    carts = [
+        cart(store_id=sid, cart_id=f"c{i}", status=CartStatus.ACTIVE if i % 2 else CartStatus.EXPIRED) for i in range(5)
+    ]
+    with database.write() as uow:
+        for c in carts:
+            uow.carts.save(c)
+        uow.carts.save(cart(store_id=store_id(), cart_id="c9"))
+
+    with database.read() as uow:
+        first = uow.carts.page(sid, None, 2, None)
+        second = uow.carts.page(sid, None, 2, first[-1].cart_id)
+        active = uow.carts.page(sid, CartStatus.ACTIVE, 100, None)
+        counts = uow.carts.count_by_status()
+
+    assert [c.cart_id for c in first + second] == ["c0", "c1", "c2", "c3"]
+    assert [c.cart_id for c in active] == ["c1", "c3"]
+    assert counts["active"] >= 2 and counts["expired"] >= 3
+
+
+def test_a_closed_cart_saved_again_does_not_take_a_join_key_from_an_open_cart(database: Database) -> None:
+    sid = store_id()
+    old = cart(store_id=sid, cart_id="x", refs=("cart:x",), status=CartStatus.CONVERTED)
+    new = cart(store_id=sid, cart_id="x~2", refs=("cart:x",))
+    with database.write() as uow:
+        uow.carts.save(old)
+        uow.carts.save(new)
+        uow.carts.save(old)
+
+    with database.read() as uow:
+        found = uow.carts.find(sid, "cart:x")
+    assert found is not None and found.cart_id == "x~2"
+
+
+def test_carts_and_their_keys_are_kept_per_store(database: Database) -> None:
+    a, b = store_id(), store_id()
+    mine = cart(store_id=a, cart_id="same", shopper_id="s", refs=("checkout:same",))
+    theirs = cart(store_id=b, cart_id="same", shopper_id="s", refs=("checkout:same",), status=CartStatus.ABANDONED)
+    with database.write() as uow:
+        uow.carts.save(mine)
+        uow.carts.save(theirs)
+        uow.timeline.add(a, "same", START, "event", {"name": "mine"})
+
+    with database.read() as uow:
+        assert uow.carts.get(a, "same") == mine and uow.carts.get(b, "same") == theirs
+        assert uow.carts.find(b, "checkout:same") == theirs
+        assert [c.store_id for c in uow.carts.open_for_shopper(a, "s")] == [a]
+        assert [c.store_id for c in uow.carts.for_shopper(b, "s")] == [b]
+        assert uow.carts.page(a, None, 10, None) == [mine]
+        assert uow.timeline.for_cart(b, "same") == []
+
+
+def test_the_timeline_reads_back_in_event_time_order(database: Database) -> None:
+    sid, cart_id = store_id(), random_id("cart")
+    with database.write() as uow:
+        uow.timeline.add(sid, cart_id, START + 2 * MINUTE, "state", {"from": "active", "to": "abandoned"})
+        uow.timeline.add(sid, cart_id, START, "event", {"name": "Product Added", "items": 1})
+        uow.timeline.add(sid, cart_id, START + 2 * MINUTE, "event", {"name": "page"})
+
+    with database.read() as uow:
+        entries = uow.timeline.for_cart(sid, cart_id)
+
+    assert entries == [
+        {"at": START, "kind": "event", "name": "Product Added", "items": 1},
+        {"at": START + 2 * MINUTE, "kind": "state", "from": "active", "to": "abandoned"},
+        {"at": START + 2 * MINUTE, "kind": "event", "name": "page"},
+    ]
+
+
+# --- Timers ------------------------------------------------------------------------------------------------
+
+
+def test_timers_pop_in_due_order_up_to_the_limit_and_only_when_due(database: Database) -> None:
+    sid = store_id()
+    late, early, middle = (Timer(sid, random_id("c"), "abandon", START + m * MINUTE) for m in (30, 10, 20))
+    future = Timer(sid, random_id("c"), "expire", START + timedelta(days=7))
+    with database.write() as uow:
+        for t in (late, early, middle, future):
+            uow.timers.set(t)
+
+    with database.write() as uow:
+        assert uow.timers.next_due() == early.due
+        assert uow.timers.pop_due(START + 30 * MINUTE, 2) == [early, middle]
+        assert uow.timers.pop_due(START + 30 * MINUTE, 10) == [late]
+        assert uow.timers.pop_due(START + 30 * MINUTE, 10) == []
+        assert uow.timers.next_due() == future.due
+
+
+def test_setting_a_timer_again_moves_it_and_cancel_disarms_it(database: Database) -> None:
+    sid, cart_id = store_id(), random_id("c")
+    with database.write() as uow:
+        uow.timers.set(Timer(sid, cart_id, "abandon", START))
+        uow.timers.set(Timer(sid, cart_id, "abandon", START + MINUTE))
+        uow.timers.set(Timer(sid, cart_id, "expire", START + 2 * MINUTE))
+        uow.timers.cancel(sid, cart_id, "expire")
+        uow.timers.cancel(sid, cart_id, "never-set")
+
+    with database.write() as uow:
+        assert uow.timers.pop_due(START + timedelta(days=1), 10) == [Timer(sid, cart_id, "abandon", START + MINUTE)]
+
+
+def test_timers_popped_in_a_rolled_back_transaction_come_back(database: Database) -> None:
+    timer = Timer(store_id(), random_id("c"), "abandon", START)
+    with database.write() as uow:
+        uow.timers.set(timer)
+
+    with pytest.raises(Boom), database.write() as uow:
+        assert uow.timers.pop_due(START, 10) == [timer]
+        raise Boom
+
+    with database.write() as uow:
+        assert uow.timers.pop_due(START, 10) == [timer]
+
+
+def test_timers_of_the_same_cart_id_in_two_stores_are_separate(database: Database) -> None:
+    a, b = Timer(store_id(), "same", "abandon", START), Timer(store_id(), "same", "abandon", START + MINUTE)
+    with database.write() as uow:
+        uow.timers.set(a)
+        uow.timers.set(b)
+        uow.timers.cancel(a.store_id, "same", "abandon")
+
+    with database.write() as uow:
+        assert uow.timers.pop_due(START + MINUTE, 10) == [b]
+
+
+# --- Shoppers ----------------------------------------------------------------------------------------------
+
+
+def test_unknown_identities_make_a_new_shopper_and_known_ones_find_it(database: Database) -> None:
+    sid, new_id = store_id(), random_id("s")
+
+    with database.write() as uow:
+        assert uow.shoppers.resolve(sid, [("anon", "a1")], new_id) == (new_id, [])
+        assert uow.shoppers.resolve(sid, [("anon", "a1"), ("user", "u1")], random_id("s")) == (new_id, [])
+    with database.read() as uow:
+        assert uow.shoppers.find(sid, "user", "u1") == new_id
+        assert uow.shoppers.find(sid, "anon", "a1") == new_id
+        assert uow.shoppers.find(sid, "email", "nobody@example.com") is None
+        assert uow.shoppers.get(sid, new_id) == Shopper(store_id=sid, shopper_id=new_id)
+
+
+def test_identities_of_two_shoppers_merge_them_into_the_oldest(database: Database) -> None:
+    sid = store_id()
+    with database.write() as uow:
+        oldest, _ = uow.shoppers.resolve(sid, [("anon", "phone")], "s-z-oldest")
+        newer, _ = uow.shoppers.resolve(sid, [("anon", "laptop")], "s-a-newer")
+        uow.shoppers.save(Shopper(sid, newer, email="jane@example.com", consent={"email": True}))
+        uow.shoppers.save(Shopper(sid, oldest, timezone="Europe/Paris", consent={"email": False, "sms": True}))
+
+    with database.write() as uow:
+        survivor, merged = uow.shoppers.resolve(sid, [("anon", "laptop"), ("anon", "phone"), ("user", "u")], "s-new")
+
+    assert (survivor, merged) == (oldest, [newer])
+    with database.read() as uow:
+        assert {uow.shoppers.find(sid, "anon", v) for v in ("phone", "laptop")} == {oldest}
+        assert uow.shoppers.find(sid, "user", "u") == oldest
+        assert uow.shoppers.get(sid, newer) is None
+        kept = uow.shoppers.get(sid, oldest)
+    assert kept is not None
+    assert (kept.email, kept.timezone) == ("jane@example.com", "Europe/Paris")
+    assert kept.consent == {"email": False, "sms": True}  # the survivor's own answers win
+
+
+def test_erase_removes_the_profile_and_every_identity_and_is_idempotent(database: Database) -> None:
+    sid = store_id()
+    with database.write() as uow:
+        shopper_id, _ = uow.shoppers.resolve(sid, [("email", "jane@example.com"), ("anon", "a")], random_id("s"))
+        uow.shoppers.save(Shopper(sid, shopper_id, email="jane@example.com", phone="+15550100", traits={"n": "Jane"}))
+        kept, _ = uow.shoppers.resolve(sid, [("anon", "other")], random_id("s"))
+
+    for _ in range(2):
+        with database.write() as uow:
+            uow.shoppers.erase(sid, shopper_id)
+
+    with database.read() as uow:
+        assert uow.shoppers.get(sid, shopper_id) is None
+        assert uow.shoppers.find(sid, "email", "jane@example.com") is None
+        assert uow.shoppers.find(sid, "anon", "a") is None
+        assert uow.shoppers.find(sid, "anon", "other") == kept
+
+
+def test_shoppers_are_kept_per_store(database: Database) -> None:
+    a, b = store_id(), store_id()
+    with database.write() as uow:
+        in_a, _ = uow.shoppers.resolve(a, [("user", "u")], "s-a")
+        in_b, merged = uow.shoppers.resolve(b, [("user", "u")], "s-b")
+        uow.shoppers.erase(a, in_a)
+
+    assert (in_a, in_b, merged) == ("s-a", "s-b", [])
+    with database.read() as uow:
+        assert uow.shoppers.find(a, "user", "u") is None
+        assert uow.shoppers.find(b, "user", "u") == "s-b"
+        assert uow.shoppers.get(b, "s-b") is not None
+
+
+# --- Orders ------------------------------------------------------------------------------------------------
+
+
+def order(sid: int, *refs: str, **fields: object) -> Order:
+    """An order not yet joined to a cart."""
+    return Order(
+        store_id=sid,
+        order_id=random_id("o"),
+        shopper_id=None,
+        placed_at=START,
+        value=1999,
+        currency="USD",
+        refs=refs,
+        **fields,
+    )  # type: ignore[arg-type]
+
+
+def test_an_order_reads_back_by_id_and_is_found_by_its_keys_until_it_joins_a_cart(database: Database) -> None:
+    sid = store_id()
+    o = order(sid, "checkout:chk", "token:tok")
+    with database.write() as uow:
+        uow.orders.save(o)
+
+    with database.read() as uow:
+        assert uow.orders.get(sid, o.order_id) == o
+        assert uow.orders.find_unjoined(sid, ("cart:nope", "token:tok")) == o
+        assert uow.orders.find_unjoined(sid, ("cart:nope",)) is None
+        assert uow.orders.find_unjoined(sid, ()) is None
+
+    joined = replace(o, cart_id="c1", cancelled_at=START + MINUTE)
+    with database.write() as uow:
+        uow.orders.save(joined)
+    with database.read() as uow:
+        assert uow.orders.get(sid, o.order_id) == joined
+        assert uow.orders.find_unjoined(sid, ("checkout:chk",)) is None
+
+
+def test_orders_are_kept_per_store(database: Database) -> None:
+    a, b = store_id(), store_id()
+    o = order(a, "checkout:same")
+    with database.write() as uow:
+        uow.orders.save(o)
+
+    with database.read() as uow:
+        assert uow.orders.get(b, o.order_id) is None
+        assert uow.orders.find_unjoined(b, ("checkout:same",)) is None
+        assert uow.orders.find_unjoined(a, ("checkout:same",)) == o
+
+
+# --- Stores ------------------------------------------------------------------------------------------------
+
+
+def a_store(**fields: object) -> Store:
+    """A store with random name and keys, not yet added."""
+    return Store(
+        store_id=0, name=random_id("shop"), write_key=random_id("wk"), admin_key_hash=random_id("ak"), **fields
+    )  # type: ignore[arg-type]
+
+
+def test_adding_stores_assigns_distinct_ids_and_keeps_everything(database: Database) -> None:
+    with database.write() as uow:
+        first = uow.stores.add(a_store(timezone="Europe/Berlin", currency="EUR", shopify_secrets=("s1", "s2")))
+        second = uow.stores.add(a_store())
+
+    assert first.store_id > 0 and second.store_id > 0 and first.store_id != second.store_id
+    with database.read() as uow:
+        assert uow.stores.by_name(first.name) == first
+        assert uow.stores.by_name("no such shop") is None
+        assert uow.stores.all() == sorted([first, second], key=lambda s: s.store_id)
+
+
+def test_a_store_name_or_write_key_that_is_taken_is_refused(database: Database) -> None:
+    with database.write() as uow:
+        taken = uow.stores.add(a_store())
+
+    for duplicate in (replace(a_store(), name=taken.name), replace(a_store(), write_key=taken.write_key)):
+        with pytest.raises(StoreExists), database.write() as uow:
+            uow.stores.add(duplicate)
+    with database.read() as uow:
+        assert uow.stores.all() == [taken]
+
+
+def test_updating_a_store_replaces_its_keys_and_settings(database: Database) -> None:
+    with database.write() as uow:
+        store = uow.stores.add(a_store())
+    changed = replace(store, write_key=random_id("wk"), currency="JPY", woocommerce_secret="w")
+
+    with database.write() as uow:
+        uow.stores.update(changed)
+    with database.read() as uow:
+        assert uow.stores.by_name(store.name) == changed
+
+
+# --- the unit of work --------------------------------------------------------------------------------------
+
+
+def test_erasing_a_stores_data_leaves_other_stores_and_the_store_itself(database: Database) -> None:
+    with database.write() as uow:
+        gone, kept = uow.stores.add(a_store()), uow.stores.add(a_store())
+    a, b = gone.store_id, kept.store_id
+    with database.write() as uow:
+        for sid in (a, b):
+            uow.events.append([event(store_id=sid, email="jane@example.com")])
+            uow.carts.save(cart(store_id=sid, cart_id="c", shopper_id="s"))
+            uow.timers.set(Timer(sid, "c", "abandon", START))
+            uow.shoppers.resolve(sid, [("email", "jane@example.com")], "s")
+            uow.orders.save(Order(sid, "o", "s", START, 1, "USD", ("cart:c",)))
+
+    with database.write() as uow:
+        uow.erase_store_data(a)
+
+    with database.read() as uow:
+        assert uow.carts.get(a, "c") is None and uow.carts.get(b, "c") is not None
+        assert uow.shoppers.find(a, "email", "jane@example.com") is None
+        assert uow.shoppers.find(b, "email", "jane@example.com") == "s"
+        assert uow.orders.get(a, "o") is None and uow.orders.get(b, "o") is not None
+        emails = {e.store_id: e.email for _, e in uow.events.read_after(0, 10)}
+        assert emails == {a: None, b: "jane@example.com"}
+        assert [s.name for s in uow.stores.all()] == [gone.name, kept.name]
+    with database.write() as uow:
+        assert uow.timers.pop_due(START, 10) == [Timer(b, "c", "abandon", START)]
