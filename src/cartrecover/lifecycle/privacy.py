@@ -9,7 +9,11 @@ from cartrecover.ports.unit_of_work import UnitOfWork
 
 
 def on_shopper_redacted(uow: UnitOfWork, event: Event, context: Context) -> None:
-    """Erase the shopper: profile and identities go, their carts are suppressed, logged events are scrubbed."""
+    """Erase the shopper: profile and identities go, their carts are suppressed, logged events are scrubbed.
+
+    The scrub covers every identity linked to the shopper (other devices' anonymous ids too), not only the ones
+    the request names.
+    """
     rules = context.rules_for(event.store_id)
     shopper_ids = {s for kind, value in event.identities if (s := uow.shoppers.find(event.store_id, kind, value))}
     identities = set(event.identities)
@@ -18,7 +22,7 @@ def on_shopper_redacted(uow: UnitOfWork, event: Event, context: Context) -> None
             changes = cart.suppress(event.at, "shopper data erased")
             cart.restore_url = None
             timeline.save(uow, cart, changes, rules)
-        uow.shoppers.erase(event.store_id, shopper_id)
+        identities.update(uow.shoppers.erase(event.store_id, shopper_id))
     uow.events.scrub(event.store_id, identities)
 
 

@@ -43,6 +43,6 @@ class Shoppers(Protocol):
         """The shopper an identity ("user", "email", "anon") points to."""
         ...
 
-    def erase(self, store_id: int, shopper_id: str) -> None:
-        """Delete the profile and every identity pointing to it. Idempotent."""
+    def erase(self, store_id: int, shopper_id: str) -> list[tuple[str, str]]:
+        """Delete the profile and every identity pointing to it; return those identities. Idempotent."""
         ...

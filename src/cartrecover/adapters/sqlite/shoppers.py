@@ -84,10 +84,13 @@ class SqliteShoppers:
             (shopper.store_id, shopper.shopper_id, shopper.store_id, _encoder.encode(shopper)),
         )
 
-    def erase(self, store_id: int, shopper_id: str) -> None:
-        """Delete the profile and its identities."""
-        self._conn.execute("DELETE FROM identities WHERE store_id=? AND shopper_id=?", (store_id, shopper_id))
+    def erase(self, store_id: int, shopper_id: str) -> list[tuple[str, str]]:
+        """Delete the profile and its identities; return the identities deleted."""
+        linked = self._conn.execute(
+            "DELETE FROM identities WHERE store_id=? AND shopper_id=? RETURNING kind, value", (store_id, shopper_id)
+        ).fetchall()
         self._conn.execute("DELETE FROM shoppers WHERE store_id=? AND shopper_id=?", (store_id, shopper_id))
+        return [(str(kind), str(value)) for kind, value in linked]
 
     def find(self, store_id: int, kind: str, value: str) -> str | None:
         """The shopper an identity points to."""
