@@ -85,7 +85,7 @@ def _pick_store(stores: list[Store], name: str | None) -> Store:
             raise ConfigError(f"no store named {name!r}; create it with `cartrecover stores add {name}`")
         return found
     if len(stores) != 1:
-        raise ConfigError("name the store to replay into with --store (there are %d)" % len(stores))
+        raise ConfigError(f"name the store to replay into with --store (there are {len(stores)})")
     return stores[0]
 
 
