@@ -8,8 +8,10 @@ acknowledges them all, which is what lets durable single-event requests reach th
 from __future__ import annotations
 
 import asyncio
+import collections
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -18,6 +20,8 @@ from cartrecover.engine import Engine
 
 T = TypeVar("T")
 _STOP = object()
+CALL_DELAY = 0.25
+"""Seconds a background job (`call`) may be held back while appends keep arriving."""
 
 
 class Writer:
@@ -39,7 +43,7 @@ class Writer:
     async def call(self, job: Callable[[], T]) -> T:
         """Run `job` on the writer thread."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put(("call", job, future))
+        self._queue.put(("call", job, future, time.monotonic()))
         return await future
 
     def close(self) -> None:
@@ -48,26 +52,35 @@ class Writer:
         self._thread.join(timeout=30)
 
     def _run(self) -> None:
-        pending: Any = None
+        appends: list[Any] = []
+        calls: collections.deque[Any] = collections.deque()
+        stopping = False
         while True:
-            item = pending if pending is not None else self._queue.get()
-            pending = None
-            if item is _STOP:
-                return
-            if item[0] == "call":
-                _settle(item[2], item[1])
-                continue
-            appends = [item]
-            while True:
+            if not appends and not calls:
+                if stopping:
+                    return
+                stopping = self._sort(self._queue.get(), appends, calls)
+            while True:  # everything queued by now joins this round
                 try:
-                    nxt = self._queue.get_nowait()
+                    item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if nxt is _STOP or nxt[0] != "append":
-                    pending = nxt
-                    break
-                appends.append(nxt)
-            self._commit(appends)
+                stopping = self._sort(item, appends, calls) or stopping
+            # Appends go first (a request is waiting on each); background jobs run when none are waiting,
+            # or once they have waited CALL_DELAY, so they cannot be starved by a steady stream of appends.
+            if calls and (not appends or time.monotonic() - calls[0][3] >= CALL_DELAY):
+                _, job, future, _ = calls.popleft()
+                _settle(future, job)
+            elif appends:
+                self._commit(appends)
+                appends = []
+
+    @staticmethod
+    def _sort(item: Any, appends: list[Any], calls: collections.deque[Any]) -> bool:
+        if item is _STOP:
+            return True
+        (appends if item[0] == "append" else calls).append(item)
+        return False
 
     def _commit(self, appends: list[Any]) -> None:
         events = [e for _, batch, _ in appends for e in batch]
