@@ -20,9 +20,10 @@ def create() -> Any:
     """The app without background work (imported by the server's worker process)."""
     from cartrecover.bootstrap import build_engine
     from cartrecover.entrypoints.http.app import create_app
+    from cartrecover.entrypoints.http.ingest import IngestFastPath
     from cartrecover.settings import load_settings
 
-    return create_app(build_engine(load_settings()), background=False)
+    return IngestFastPath(create_app(build_engine(load_settings()), background=False))
 
 
 def main() -> int:

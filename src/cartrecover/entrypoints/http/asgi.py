@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from litestar import Litestar
-
 from cartrecover.bootstrap import build_engine
 from cartrecover.entrypoints.http.app import create_app
+from cartrecover.entrypoints.http.ingest import IngestFastPath
 from cartrecover.settings import load_settings
 
 
-def create() -> Litestar:
-    """Build settings (CARTRECOVER_CONFIG and CARTRECOVER_* variables), the engine and the app."""
-    return create_app(build_engine(load_settings()))
+def create() -> IngestFastPath:
+    """Build settings (CARTRECOVER_CONFIG and CARTRECOVER_* variables), the engine and the app.
+
+    The ingest routes are served by a thin layer in front of the Litestar app (see `ingest.IngestFastPath`).
+    """
+    return IngestFastPath(create_app(build_engine(load_settings())))

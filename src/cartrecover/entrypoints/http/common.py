@@ -39,13 +39,22 @@ def runtime(request: Request) -> Runtime:  # type: ignore[type-arg]
 
 async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:  # type: ignore[type-arg]
     """The raw body, un-gzipped, refused when over `limit` (after decompression too)."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    check_content_type(request.headers.get("content-type", ""))
+    return unwrap_body(await request.body(), request.headers.get("content-encoding", ""), limit)
+
+
+def check_content_type(header: str) -> None:
+    """Refuse a Content-Type other than JSON (text/plain and none are what some clients send)."""
+    content_type = header.partition(";")[0].strip().lower()
     if content_type not in _ACCEPTED_TYPES:
         raise InvalidEvent(
             f"Content-Type must be application/json, not {content_type!r}", code="unsupported_media_type"
         )
-    body = await request.body()
-    encoding = request.headers.get("content-encoding", "").strip().lower()
+
+
+def unwrap_body(body: bytes, content_encoding: str, limit: int = MAX_BODY) -> bytes:
+    """The body un-gzipped per its Content-Encoding, refused when over `limit` (after decompression too)."""
+    encoding = content_encoding.strip().lower()
     if encoding in ("gzip", "x-gzip"):
         body = _gunzip(body, limit)
     elif encoding not in ("", "identity"):
@@ -63,12 +72,18 @@ def _gunzip(body: bytes, limit: int) -> bytes:
         raise InvalidEvent(f"body is not valid gzip: {exc}", code="invalid_gzip") from exc
     if len(out) > limit or inflater.unconsumed_tail:
         raise PayloadTooLarge(f"body is over {limit} bytes once decompressed")
+    if not inflater.eof:  # cut short: what inflated so far may still parse, but the checksum was never seen
+        raise InvalidEvent("body is not valid gzip: the stream is truncated", code="invalid_gzip")
     return out
 
 
 def basic_username(request: Request) -> str | None:  # type: ignore[type-arg]
     """The username of HTTP Basic auth (Segment's write key, password empty), if sent."""
-    header = request.headers.get("authorization", "")
+    return basic_auth_username(request.headers.get("authorization", ""))
+
+
+def basic_auth_username(header: str) -> str | None:
+    """The username in an `Authorization: Basic …` header value, if it is one."""
     if header[:6].lower() != "basic ":
         return None
     try:
