@@ -5,6 +5,7 @@ A batch is all or nothing: one invalid event rejects the batch with a message na
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -21,6 +22,8 @@ MAX_EVENT_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
 MAX_BATCH_EVENTS = 2_500
 MAX_MESSAGE_ID = 100
+MAX_INTEGER = 2**63 - 1  # the event log stores 64-bit integers; anything larger is refused, not a 500
+_LONG_NUMBER = re.compile(rb"\d{19}")  # only a body with a 19-digit run can hold an integer that large
 TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
 
 Id = str | int
@@ -81,11 +84,15 @@ def read_batch(body: bytes) -> tuple[list[Message], str | None, str | None]:
     batch: Batch = _decode(_batch, body, "batch")
     if len(batch.batch) > MAX_BATCH_EVENTS:
         raise PayloadTooLarge(f"batch has {len(batch.batch)} events; the limit is {MAX_BATCH_EVENTS}")
+    if batch.context and _LONG_NUMBER.search(body):
+        _check_integers([batch.context], "batch.context")
     messages = []
     for i, raw in enumerate(batch.batch):
         if len(raw) > MAX_EVENT_BYTES:
             raise PayloadTooLarge(f"batch[{i}] is {len(raw)} bytes; the limit per event is {MAX_EVENT_BYTES}")
         message: Message = _decode(_message, raw, f"batch[{i}]")
+        if _LONG_NUMBER.search(raw):
+            _check_integers([message.properties, message.traits, message.context], f"batch[{i}]")
         if batch.context:
             message.context = {**batch.context, **message.context}
         messages.append(message)
@@ -97,10 +104,24 @@ def read_single(body: bytes, kind: str) -> Message:
     if len(body) > MAX_EVENT_BYTES:
         raise PayloadTooLarge(f"event is {len(body)} bytes; the limit is {MAX_EVENT_BYTES}")
     message: Message = _decode(_message, body, kind)
+    if _LONG_NUMBER.search(body):
+        _check_integers([message.properties, message.traits, message.context], kind)
     if message.type not in (None, kind):
         raise InvalidEvent(f"type {message.type!r} posted to /v1/{kind}", code="invalid_event")
     message.type = kind
     return message
+
+
+def _check_integers(values: list[Any], where: str) -> None:
+    stack = list(values)
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, int) and not -MAX_INTEGER - 1 <= value <= MAX_INTEGER:
+            raise InvalidEvent(f"{where}: the number {value} is too large (send it as a string)", code="invalid_event")
 
 
 def normalise(
@@ -165,7 +186,7 @@ def _track(message: Message, where: str, base: dict[str, Any], currency: str) ->
     cur = _text(props.get("currency")) or currency
     try:
         return _cart_event(name=name, kind=kind, change=change, checkout=checkout, props=props, cur=cur, base=base)
-    except (InvalidAmount, TypeError, ValueError) as exc:
+    except (InvalidAmount, TypeError, ValueError, ArithmeticError) as exc:  # decimal.Overflow is arithmetic
         raise InvalidEvent(f"{where}: {exc}", code="invalid_event") from exc
 
 
@@ -246,7 +267,7 @@ def _item(props: Any, currency: str) -> LineItem:
     quantity = props.get("quantity", 1)
     if isinstance(quantity, Decimal) and quantity == quantity.to_integral_value():
         quantity = int(quantity)
-    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or not 0 <= quantity <= MAX_INTEGER:
         raise ValueError(f"product {product_id}: quantity must be a whole number ≥ 0, not {quantity!r}")
     price = props.get("price")
     return LineItem(
@@ -264,7 +285,10 @@ def _item(props: Any, currency: str) -> LineItem:
 def _money(amount: Any, currency: str, field: str) -> int:
     if isinstance(amount, bool) or not isinstance(amount, (int, Decimal, str)):
         raise ValueError(f"{field} must be a number, not {amount!r}")
-    return to_minor(amount, currency)
+    minor = to_minor(amount, currency)
+    if abs(minor) > MAX_INTEGER:
+        raise ValueError(f"{field} is too large: {amount!r}")
+    return minor
 
 
 def _id(value: Id | None) -> str | None:
@@ -274,6 +298,8 @@ def _id(value: Id | None) -> str | None:
 
 
 def _text(value: Any) -> str | None:
+    if type(value) is str:  # the common case, first: this runs about ten times per event
+        return value[:2000] if value else None
     if value is None or isinstance(value, (dict, list, bool)):
         return None
     text = str(value)
