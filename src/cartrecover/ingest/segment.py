@@ -186,7 +186,7 @@ def _track(message: Message, where: str, base: dict[str, Any], currency: str) ->
     cur = _text(props.get("currency")) or currency
     try:
         return _cart_event(name=name, kind=kind, change=change, checkout=checkout, props=props, cur=cur, base=base)
-    except (InvalidAmount, TypeError, ValueError, ArithmeticError) as exc:  # decimal.Overflow is arithmetic
+    except (InvalidAmount, TypeError, ValueError) as exc:
         raise InvalidEvent(f"{where}: {exc}", code="invalid_event") from exc
 
 
@@ -285,7 +285,10 @@ def _item(props: Any, currency: str) -> LineItem:
 def _money(amount: Any, currency: str, field: str) -> int:
     if isinstance(amount, bool) or not isinstance(amount, (int, Decimal, str)):
         raise ValueError(f"{field} must be a number, not {amount!r}")
-    minor = to_minor(amount, currency)
+    try:
+        minor = to_minor(amount, currency)
+    except ArithmeticError as exc:  # decimal.Overflow or InvalidOperation for exponents like 1e400
+        raise ValueError(f"{field} is not a usable amount: {str(amount)[:40]}") from exc
     if abs(minor) > MAX_INTEGER:
         raise ValueError(f"{field} is too large: {amount!r}")
     return minor

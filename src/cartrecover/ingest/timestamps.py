@@ -44,7 +44,10 @@ def event_time(original: datetime | None, sent_at: datetime | None, received_at:
     """Segment's rule `timestamp = receivedAt − (sentAt − originalTimestamp)`, never later than receipt."""
     if original is None:
         return received_at
-    at = original if sent_at is None else received_at - (sent_at - original)
+    try:
+        at = original if sent_at is None else received_at - (sent_at - original)
+    except OverflowError as exc:  # e.g. originalTimestamp in year 1 and sentAt in 9999
+        raise InvalidEvent("timestamp and sentAt are too far apart", code="invalid_timestamp") from exc
     return min(at, received_at)
 
 
