@@ -21,12 +21,13 @@ from cartrecover.lifecycle import timeline
 from cartrecover.lifecycle.context import Context
 from cartrecover.lifecycle.handlers import handle
 from cartrecover.ports.clock import Clock
+from cartrecover.ports.eventlog import EventLog
 from cartrecover.ports.stores import Store
 from cartrecover.ports.unit_of_work import Database
 from cartrecover.settings import Settings, StoreConfig
 
 LIFECYCLE = "lifecycle"
-log = logging.getLogger("cartrecover.engine")
+logger = logging.getLogger("cartrecover.engine")
 
 
 def hash_key(key: str) -> str:
@@ -83,13 +84,14 @@ class StoreDirectory:
 
 
 class Engine:
-    """Ingest, lifecycle and clock over one database."""
+    """Ingest, lifecycle and clock over an event log and a state store."""
 
-    def __init__(self, settings: Settings, database: Database, clock: Clock) -> None:
+    def __init__(self, settings: Settings, database: Database, log: EventLog, clock: Clock) -> None:
         self.settings = settings
         self.database = database
+        self.log = log
         self.clock = clock
-        self.context = Context(rules_for=self.rules_for)
+        self.context = Context(rules_for=self.rules_for, log=log)
         self.stores = StoreDirectory(database)
 
     def rules_for(self, store_id: int) -> AbandonmentRules:
@@ -98,8 +100,7 @@ class Engine:
 
     def append(self, events: Sequence[Event]) -> list[bool]:
         """Append events durably; returns which were new (the rest were retries)."""
-        with self.database.write() as uow:
-            return uow.events.append(events)
+        return self.log.append(events)
 
     def process_pending(self, limit: int = 500) -> int:
         """Apply up to `limit` logged events to carts, moving the checkpoint in the same transaction.
@@ -112,13 +113,13 @@ class Engine:
         except StoreError:
             raise
         except Exception:
-            log.exception("lifecycle: a batch failed; applying its events one by one")
+            logger.exception("lifecycle: a batch failed; applying its events one by one")
             return self._apply_one_or_park()
 
     def _apply_pending(self, limit: int) -> int:
         with self.database.write() as uow:
             offset = uow.checkpoints.get(LIFECYCLE)
-            batch = uow.events.read_after(offset, limit)
+            batch = self.log.read_after(offset, limit)
             for _seq, event in batch:
                 handle(uow, event, self.context)
             if batch:
@@ -127,7 +128,7 @@ class Engine:
 
     def _apply_one_or_park(self) -> int:
         with self.database.read() as uow:
-            pending = uow.events.read_after(uow.checkpoints.get(LIFECYCLE), 1)
+            pending = self.log.read_after(uow.checkpoints.get(LIFECYCLE), 1)
         if not pending:
             return 0
         seq, event = pending[0]
@@ -138,7 +139,7 @@ class Engine:
         except StoreError:
             raise
         except Exception as exc:
-            log.exception("lifecycle: parking event %s (%s) as a dead letter", seq, event.message_id)
+            logger.exception("lifecycle: parking event %s (%s) as a dead letter", seq, event.message_id)
             with self.database.write() as uow:
                 uow.dead_letters.park(LIFECYCLE, seq, f"{type(exc).__name__}: {exc}"[:1000])
                 uow.checkpoints.put(LIFECYCLE, seq)
@@ -171,7 +172,13 @@ class Engine:
     def lag(self) -> int:
         """How many logged events the lifecycle has not applied yet."""
         with self.database.read() as uow:
-            return uow.events.last_offset() - uow.checkpoints.get(LIFECYCLE)
+            applied = uow.checkpoints.get(LIFECYCLE)
+        return self.log.last_offset() - applied
+
+    def close(self) -> None:
+        """Release the backends' connections."""
+        self.database.close()
+        self.log.close()
 
     def add_store(self, config: StoreConfig) -> tuple[Store, dict[str, str]]:
         """Create a store, generating the keys and secrets not given; returns it and its secrets in clear."""

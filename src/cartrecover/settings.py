@@ -46,6 +46,8 @@ class Settings:
 
     data_dir: Path = Path("data")
     database_url: str = ""
+    event_log_url: str = ""
+    lifecycle: str = "auto"  # auto: its own process on the system clock, in-process on the manual clock
     host: str = "127.0.0.1"
     port: int = 8080
     clock: str = "system"
@@ -62,8 +64,22 @@ class Settings:
 
     @property
     def resolved_database_url(self) -> str:
-        """The database URL, defaulting to a SQLite file in the data directory."""
+        """The state store's URL, defaulting to a SQLite file in the data directory."""
         return self.database_url or f"sqlite:///{self.data_dir / 'cartrecover.db'}"
+
+    @property
+    def resolved_event_log_url(self) -> str:
+        """The event log's URL, defaulting to its own SQLite file in the data directory."""
+        return self.event_log_url or f"sqlite:///{self.data_dir / 'events.db'}"
+
+    @property
+    def lifecycle_mode(self) -> str:
+        """Where the lifecycle runs: "process" (a worker process), "in-process", or "off" (another machine's)."""
+        if self.lifecycle == "auto":
+            return "in-process" if self.clock == "manual" else "process"
+        if self.lifecycle not in ("process", "in-process", "off"):
+            raise ConfigError(f"lifecycle must be auto, process, in-process or off, not {self.lifecycle!r}")
+        return self.lifecycle
 
 
 def load_settings(path: str | Path | None = None, env: dict[str, str] | None = None, **overrides: Any) -> Settings:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,6 +44,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.set_defaults(run=_serve)
 
+    worker = sub.add_parser("worker", parents=[common], help="run the lifecycle alone (serve starts one itself)")
+    worker.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
+    worker.set_defaults(run=_worker)
+
+    worker = sub.add_parser("worker", parents=[common], help="run the lifecycle alone (serve starts one itself)")
+    worker.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
+    worker.set_defaults(run=_worker)
+
     stores = sub.add_parser("stores", help="manage stores (tenants)").add_subparsers(metavar="ACTION")
     add = stores.add_parser("add", parents=[common], help="create a store and print its keys")
     add.add_argument("name")
@@ -74,30 +84,76 @@ def _serve(args: argparse.Namespace) -> int:
     from granian import Granian
     from granian.constants import Interfaces
 
+    from cartrecover.bootstrap import build_engine
+
     settings = load_settings(args.config, data_dir=Path(args.data_dir) if args.data_dir else None, clock=args.clock)
-    # Workers build their own settings from the environment: hand ours over explicitly.
+    # The server's and the worker's processes build their own settings from the environment: hand ours over.
     if args.config:
         os.environ["CARTRECOVER_CONFIG"] = str(Path(args.config).resolve())
     os.environ["CARTRECOVER_DATA_DIR"] = str(settings.data_dir.resolve())
     os.environ["CARTRECOVER_CLOCK"] = settings.clock
-    from cartrecover.bootstrap import build_engine
-
-    build_engine(settings).database.close()  # creates the schema and configured stores before serving
+    build_engine(settings).close()  # creates the schemas and the configured stores before serving
     host, port = args.host or settings.host, args.port or settings.port
+    mode = settings.lifecycle_mode
     print(
-        f"cartrecover listening on http://{host}:{port} (clock: {settings.clock}, db: {settings.resolved_database_url})",
+        f"cartrecover listening on http://{host}:{port} (clock: {settings.clock}, lifecycle: {mode}, "
+        f"state: {settings.resolved_database_url}, log: {settings.resolved_event_log_url})",
         flush=True,
     )
-    Granian(
-        "cartrecover.entrypoints.http.asgi:create",
-        address=host,
-        port=port,
-        interface=Interfaces.ASGI,
-        factory=True,
-        workers=1,
-        log_access=False,
-    ).serve()
+    supervisor = WorkerSupervisor() if mode == "process" else None
+    try:
+        Granian(
+            "cartrecover.entrypoints.http.asgi:create",
+            address=host,
+            port=port,
+            interface=Interfaces.ASGI,
+            factory=True,
+            workers=1,
+            log_access=False,
+        ).serve()
+    finally:
+        if supervisor is not None:
+            supervisor.stop()
     return 0
+
+
+class WorkerSupervisor:
+    """Keeps one `cartrecover worker` running beside the API, restarting it (with backoff) if it dies."""
+
+    def __init__(self) -> None:
+        self._stopping = threading.Event()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._thread = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        backoff = 0.5
+        while not self._stopping.is_set():
+            command = [sys.executable, "-m", "cartrecover", "worker", "--parent-pid", str(os.getpid())]
+            self._process = subprocess.Popen(command)
+            code = self._process.wait()
+            if self._stopping.is_set():
+                return
+            print(f"cartrecover: the lifecycle worker exited with {code}; restarting in {backoff:g} s", file=sys.stderr)
+            self._stopping.wait(backoff)
+            backoff = min(backoff * 2, 30)
+
+    def stop(self) -> None:
+        """Stop the worker and stop restarting it."""
+        self._stopping.set()
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from cartrecover.entrypoints.worker import run_worker
+
+    settings = load_settings(args.config, data_dir=Path(args.data_dir) if args.data_dir else None, clock="system")
+    return run_worker(settings, parent_pid=args.parent_pid)
 
 
 def _stores_add(args: argparse.Namespace) -> int:
@@ -112,7 +168,7 @@ def _stores_add(args: argparse.Namespace) -> int:
         woocommerce_secret=args.woocommerce_secret,
     )
     store, keys = engine.add_store(config)
-    engine.database.close()
+    engine.close()
     if args.json:
         print(json.dumps({"name": store.name, "store_id": store.store_id, **keys}, indent=2))
     else:
@@ -130,7 +186,7 @@ def _stores_list(args: argparse.Namespace) -> int:
         {"store_id": s.store_id, "name": s.name, "timezone": s.timezone, "currency": s.currency}
         for s in engine.stores.all()
     ]
-    engine.database.close()
+    engine.close()
     if args.json:
         print(json.dumps(rows, indent=2))
     else:

@@ -70,7 +70,7 @@ def replay_file(settings: Settings, path: Path, store_name: str | None, until: d
     elapsed = time.perf_counter() - started
     with engine.database.read() as uow:
         counts = uow.carts.count_by_status()
-    engine.database.close()
+    engine.close()
     return {
         "store": store.name, "events": len(calls), "new": new, "duplicates": len(calls) - new,
         "clock": engine.clock.now().isoformat(), "carts": counts, "seconds": round(elapsed, 2),

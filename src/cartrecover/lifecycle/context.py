@@ -7,15 +7,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cartrecover.domain.cart import AbandonmentRules
+from cartrecover.ports.eventlog import EventLog
 
 _NAMESPACE = uuid.UUID("6f1c2b55-4d3a-4c4e-9a57-3f8f1d2c9b10")
 
 
 @dataclass(frozen=True)
 class Context:
-    """Per-store rules, and ids derived from message ids so that a replay builds the same state."""
+    """Per-store rules, the event log (for erasure), and ids derived from message ids so replays agree."""
 
     rules_for: Callable[[int], AbandonmentRules]
+    log: EventLog
 
     @staticmethod
     def derived_id(prefix: str, store_id: int, message_id: str) -> str:

@@ -23,9 +23,10 @@ def on_shopper_redacted(uow: UnitOfWork, event: Event, context: Context) -> None
             cart.restore_url = None
             timeline.save(uow, cart, changes, rules)
         identities.update(uow.shoppers.erase(event.store_id, shopper_id))
-    uow.events.scrub(event.store_id, identities)
+    context.log.scrub(event.store_id, identities)
 
 
 def on_store_redacted(uow: UnitOfWork, event: Event, context: Context) -> None:
     """Shopify's shop/redact, 48 hours after uninstall: delete every shopper's data of the store."""
     uow.erase_store_data(event.store_id)
+    context.log.erase_store(event.store_id)

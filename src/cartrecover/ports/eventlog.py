@@ -9,18 +9,26 @@ from cartrecover.domain.events import Event
 
 
 class EventLog(Protocol):
-    """Append-only log of normalised events, read by consumers from an offset."""
+    """Append-only log of normalised events, read by consumers from an offset.
+
+    A backend of its own (a SQLite file, NATS JetStream), apart from the state store: every method is its own
+    transaction. Consumers keep their offsets in the state store, committed with the state they derive.
+    """
 
     def append(self, events: Sequence[Event]) -> list[bool]:
-        """Append events; an event whose (store, message id) is already logged is skipped.
+        """Append events durably; an event whose (store, message id) is already logged is skipped.
 
-        Called by ingest inside a transaction that commits before the client is acknowledged.
-        Returns, per event, whether it was new. A failure means nothing of the call was appended.
+        Called by ingest before the client is acknowledged. Returns, per event, whether it was new.
+        A failure (StoreError) means nothing of the call was appended.
         """
         ...
 
     def read_after(self, offset: int, limit: int) -> list[tuple[int, Event]]:
         """Events with a sequence number above `offset`, oldest first, at most `limit`."""
+        ...
+
+    def last_offset(self) -> int:
+        """The sequence number of the newest event, 0 when the log is empty."""
         ...
 
     def scrub(self, store_id: int, identities: set[tuple[str, str]]) -> int:
@@ -30,8 +38,12 @@ class EventLog(Protocol):
         """
         ...
 
-    def last_offset(self) -> int:
-        """The sequence number of the newest event, 0 when the log is empty."""
+    def erase_store(self, store_id: int) -> int:
+        """Remove personal data from every logged event of the store. Idempotent."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
         ...
 
 

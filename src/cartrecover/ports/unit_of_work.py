@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from cartrecover.ports.carts import Carts, Timeline
-from cartrecover.ports.eventlog import Checkpoints, DeadLetters, EventLog
+from cartrecover.ports.eventlog import Checkpoints, DeadLetters
 from cartrecover.ports.orders import Orders
 from cartrecover.ports.shoppers import Shoppers
 from cartrecover.ports.stores import Stores
@@ -15,7 +15,6 @@ from cartrecover.ports.timers import Timers
 class UnitOfWork(Protocol):
     """The repositories of one transaction: all of its writes commit together, or none do."""
 
-    events: EventLog
     checkpoints: Checkpoints
     dead_letters: DeadLetters
     carts: Carts
@@ -26,7 +25,7 @@ class UnitOfWork(Protocol):
     stores: Stores
 
     def erase_store_data(self, store_id: int) -> None:
-        """Delete everything kept about the store's shoppers (carts, orders, timelines, profiles, logged events)."""
+        """Delete everything the state store keeps about the store's shoppers (carts, orders, timelines, profiles)."""
         ...
 
 

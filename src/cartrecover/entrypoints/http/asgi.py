@@ -13,4 +13,5 @@ def create() -> IngestFastPath:
 
     The ingest routes are served by a thin layer in front of the Litestar app (see `ingest.IngestFastPath`).
     """
-    return IngestFastPath(create_app(build_engine(load_settings())))
+    settings = load_settings()
+    return IngestFastPath(create_app(build_engine(settings), background=settings.lifecycle_mode == "in-process"))

@@ -5,13 +5,6 @@ CREATE TABLE IF NOT EXISTS stores (
     admin_key_hash TEXT NOT NULL UNIQUE,
     body BLOB NOT NULL
 );
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    store_id INTEGER NOT NULL,
-    message_id TEXT NOT NULL,
-    body BLOB NOT NULL,
-    UNIQUE (store_id, message_id)
-);
 CREATE TABLE IF NOT EXISTS checkpoints (consumer TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS dead_letters (
     consumer TEXT NOT NULL, seq INTEGER NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (consumer, seq)
