@@ -284,13 +284,9 @@ def add_store(data_dir: Path) -> dict[str, Any]:
 
 
 def start_server(data_dir: Path, port: int, mode: str) -> subprocess.Popen[bytes]:
-    """`cartrecover serve` (default), or the same server without the lifecycle consumer (ingest-only)."""
-    env = {**os.environ}
-    if mode == "ingest-only":
-        command = [sys.executable, str(Path(__file__).with_name("ingest_only_server.py"))]
-    else:
-        command = [str(BIN / "cartrecover"), "serve"]
-    command += ["--data-dir", str(data_dir), "--port", str(port)]
+    """`cartrecover serve` (default: the lifecycle in its own worker process), or with `lifecycle = off` (ingest-only)."""
+    env = {**os.environ, "CARTRECOVER_LIFECYCLE": "off" if mode == "ingest-only" else "auto"}
+    command = [str(BIN / "cartrecover"), "serve", "--data-dir", str(data_dir), "--port", str(port)]
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -344,14 +340,16 @@ def engine_rows(workloads: list[Workload], store_id: int, currency: str) -> list
 
 def raw_insert(path: Path, rows: list[tuple[int, str, bytes]], per_commit: int) -> float:
     """Rows per second of executemany into a fresh file (same schema and pragmas), committing every `per_commit`."""
-    from cartrecover.adapters.sqlite.database import SqliteDatabase
+    from importlib.resources import files
 
-    database = SqliteDatabase(str(path))
+    from cartrecover.adapters.sqlite.connections import Connections
+
+    database = Connections(str(path), files("cartrecover.adapters.sqlite").joinpath("log.sql").read_text())
     insert = "INSERT OR IGNORE INTO events (store_id, message_id, body) VALUES (?, ?, ?)"
     started = time.perf_counter()
     for start in range(0, len(rows), per_commit):
-        with database.write() as uow:
-            uow.conn.executemany(insert, rows[start : start + per_commit])
+        with database.write(lambda conn: conn) as conn:
+            conn.executemany(insert, rows[start : start + per_commit])
     elapsed = time.perf_counter() - started
     count = sqlite3.connect(path).execute("SELECT count(*) FROM events").fetchone()[0]
     database.close()
@@ -382,7 +380,7 @@ def run_mode(mode: str, args: argparse.Namespace) -> None:
                 print(f"[{mode}] {results[-1]}", flush=True)
         finally:
             stop_server(server)
-        rows_stored = sqlite3.connect(data_dir / "cartrecover.db").execute("SELECT count(*) FROM events").fetchone()[0]
+        rows_stored = sqlite3.connect(data_dir / "events.db").execute("SELECT count(*) FROM events").fetchone()[0]
         rows = engine_rows(workloads, int(store["store_id"]), "USD")
         raw100 = raw_insert(Path(tmp) / "raw100.db", rows, BATCH_SIZE)
         raw_all = raw_insert(Path(tmp) / "raw-all.db", rows, len(rows))

@@ -54,8 +54,12 @@ def add_shop(engine: Engine, name: str | None = None, **config: Any) -> Shop:
     """Create a store with random name and generated keys."""
     store, keys = engine.add_store(StoreConfig(name=name or f"shop-{uuid.uuid4().hex[:8]}", **config))
     return Shop(
-        name=store.name, store_id=store.store_id, write_key=keys["write_key"], admin_key=keys["admin_key"],
-        shopify_secret=keys["shopify_secret"], woocommerce_secret=keys["woocommerce_secret"],
+        name=store.name,
+        store_id=store.store_id,
+        write_key=keys["write_key"],
+        admin_key=keys["admin_key"],
+        shopify_secret=keys["shopify_secret"],
+        woocommerce_secret=keys["woocommerce_secret"],
     )
 
 
@@ -64,7 +68,7 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
     """An engine on a fresh SQLite file, manual clock at START."""
     built = build_engine(make_settings(tmp_path), start=START)
     yield built
-    built.database.close()
+    built.close()
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """One contract suite per port, written against the Protocols in `cartrecover.ports` and run on every adapter.
 
-To add a backend, add a factory to `BACKENDS`: every test then runs against it too.
+To add a backend, add a factory to `BACKENDS` (state stores) or `LOGS` (event logs): every test then runs on it.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from cartrecover.adapters.sqlite import SqliteDatabase
+from cartrecover.adapters.sqlite import SqliteDatabase, SqliteEventLog
 from cartrecover.domain.cart import CartStatus
 from cartrecover.errors import StoreExists
+from cartrecover.ports.eventlog import EventLog
 from cartrecover.ports.orders import Order
 from cartrecover.ports.shoppers import Shopper
 from cartrecover.ports.stores import Store
@@ -24,10 +25,25 @@ from cartrecover.ports.unit_of_work import Database
 from tests.conftest import START
 from tests.factories import MINUTE, cart, event, random_id
 
+# State stores and event logs are separate backends (a PostgreSQL store may sit beside a NATS log).
 BACKENDS: dict[str, Callable[[Path], Database]] = {
     "sqlite-file": lambda tmp: SqliteDatabase.from_url(f"sqlite:///{tmp / 'contract.db'}"),
     "sqlite-memory": lambda tmp: SqliteDatabase.from_url("sqlite://:memory:"),
 }
+
+
+LOGS: dict[str, Callable[[Path], EventLog]] = {
+    "sqlite-file": lambda tmp: SqliteEventLog.from_url(f"sqlite:///{tmp / 'events.db'}"),
+    "sqlite-memory": lambda tmp: SqliteEventLog.from_url("sqlite://:memory:"),
+}
+
+
+@pytest.fixture(params=sorted(LOGS))
+def log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventLog]:
+    """A fresh, empty event log of each backend."""
+    opened = LOGS[request.param](tmp_path)
+    yield opened
+    opened.close()
 
 
 @pytest.fixture(params=sorted(BACKENDS))
@@ -47,69 +63,109 @@ class Boom(Exception):
     """Raised inside a transaction to roll it back."""
 
 
-# --- EventLog and Checkpoints ------------------------------------------------------------------------------
+# --- EventLog -----------------------------------------------------------------------------------------------
 
 
-def test_append_reports_which_events_are_new_and_logs_a_retry_once(database: Database) -> None:
+def test_append_reports_which_events_are_new_and_logs_a_retry_once(log: EventLog) -> None:
     sid = store_id()
     first, second = event(store_id=sid), event(store_id=sid)
 
-    with database.write() as uow:
-        assert uow.events.append([first, second]) == [True, True]
-    with database.write() as uow:
-        assert uow.events.append([second, event(store_id=sid)]) == [False, True]
-        assert uow.events.append([first]) == [False]
-    with database.read() as uow:
-        assert [e.message_id for _, e in uow.events.read_after(0, 100)].count(second.message_id) == 1
-        assert uow.events.last_offset() != 0
-        assert len(uow.events.read_after(0, 100)) == 3
+    assert log.append([first, second]) == [True, True]
+    assert log.append([second, event(store_id=sid)]) == [False, True]
+    assert log.append([first]) == [False]
+    assert [e.message_id for _, e in log.read_after(0, 100)].count(second.message_id) == 1
+    assert log.last_offset() != 0
+    assert len(log.read_after(0, 100)) == 3
 
 
-def test_a_message_id_repeated_inside_one_append_is_new_only_the_first_time(database: Database) -> None:
+def test_a_message_id_repeated_inside_one_append_is_new_only_the_first_time(log: EventLog) -> None:
     sid = store_id()
     e, other = event(store_id=sid), event(store_id=sid)
 
-    with database.write() as uow:
-        assert uow.events.append([e, other, e, e]) == [True, True, False, False]
-        assert uow.events.append([e, e]) == [False, False]
-    with database.read() as uow:
-        assert [x.message_id for _, x in uow.events.read_after(0, 100)] == [e.message_id, other.message_id]
+    assert log.append([e, other, e, e]) == [True, True, False, False]
+    assert log.append([e, e]) == [False, False]
+    assert [x.message_id for _, x in log.read_after(0, 100)] == [e.message_id, other.message_id]
 
 
-def test_the_same_message_id_in_another_store_is_another_event(database: Database) -> None:
+def test_the_same_message_id_in_another_store_is_another_event(log: EventLog) -> None:
     message_id = random_id("m")
 
-    with database.write() as uow:
-        assert uow.events.append([event(store_id=store_id(), message_id=message_id)]) == [True]
-        assert uow.events.append([event(store_id=store_id(), message_id=message_id)]) == [True]
+    assert log.append([event(store_id=store_id(), message_id=message_id)]) == [True]
+    assert log.append([event(store_id=store_id(), message_id=message_id)]) == [True]
 
 
-def test_append_of_nothing_appends_nothing(database: Database) -> None:
-    with database.write() as uow:
-        assert uow.events.append([]) == []
-        assert uow.events.last_offset() == 0
+def test_append_of_nothing_appends_nothing(log: EventLog) -> None:
+    assert log.append([]) == []
+    assert log.last_offset() == 0
 
 
-def test_read_after_returns_events_after_the_offset_oldest_first_up_to_the_limit(database: Database) -> None:
+def test_read_after_returns_events_after_the_offset_oldest_first_up_to_the_limit(log: EventLog) -> None:
     sid = store_id()
     events = [event(store_id=sid, at=START + i * MINUTE) for i in range(5)]
-    with database.write() as uow:
-        uow.events.append(events)
+    log.append(events)
 
-    with database.read() as uow:
-        everything = uow.events.read_after(0, 100)
-        offsets = [seq for seq, _ in everything]
-        first_two = uow.events.read_after(0, 2)
-        rest = uow.events.read_after(first_two[-1][0], 100)
-        last = uow.events.last_offset()
+    everything = log.read_after(0, 100)
+    offsets = [seq for seq, _ in everything]
+    first_two = log.read_after(0, 2)
+    rest = log.read_after(first_two[-1][0], 100)
+    last = log.last_offset()
 
     assert [e for _, e in everything] == events
     assert offsets == sorted(offsets) and len(set(offsets)) == 5
     assert [e for _, e in first_two] == events[:2]
     assert [e for _, e in rest] == events[2:]
     assert last == offsets[-1]
-    with database.read() as uow:
-        assert uow.events.read_after(last, 100) == []
+    assert log.read_after(last, 100) == []
+
+
+def test_scrub_removes_personal_data_from_the_events_that_name_the_shopper(log: EventLog) -> None:
+    sid = store_id()
+    theirs = event(store_id=sid, email="jane@example.com", phone="+15550100", properties={"note": "hi"})
+    also = event(store_id=sid, anonymous_id="anon-jane")
+    others = event(store_id=sid, email="joe@example.com")
+    elsewhere = event(store_id=store_id(), email="jane@example.com")
+    log.append([theirs, also, others, elsewhere])
+
+    assert log.scrub(sid, {("email", "jane@example.com"), ("anon", "anon-jane")}) == 2
+    assert log.scrub(sid, {("email", "jane@example.com"), ("anon", "anon-jane")}) == 0
+    assert log.scrub(sid, set()) == 0
+
+    logged = {e.message_id: e for _, e in log.read_after(0, 100)}
+    scrubbed = logged[theirs.message_id]
+    assert (scrubbed.email, scrubbed.phone, scrubbed.anonymous_id, scrubbed.properties) == (None, None, None, {})
+    assert scrubbed.identities == [] and logged[also.message_id].identities == []
+    assert (scrubbed.kind, scrubbed.at, scrubbed.store_id) == (theirs.kind, theirs.at, sid)
+    assert logged[others.message_id].email == "joe@example.com"
+    assert logged[elsewhere.message_id].email == "jane@example.com"
+
+
+def test_erasing_a_stores_events_leaves_other_stores_events_alone(log: EventLog) -> None:
+    a, b = store_id(), store_id()
+    log.append([event(store_id=a, email="jane@example.com"), event(store_id=b, email="jane@example.com")])
+
+    assert log.erase_store(a) == 1
+    assert log.erase_store(a) == 1  # idempotent: the event is already without personal data
+
+    emails = {e.store_id: e.email for _, e in log.read_after(0, 10)}
+    assert emails == {a: None, b: "jane@example.com"}
+
+
+def test_appended_events_are_durable_across_reopening(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'reopened.db'}"
+    first = SqliteEventLog.from_url(url)
+    appended = [event(store_id=1), event(store_id=1)]
+    first.append(appended)
+    first.close()
+
+    again = SqliteEventLog.from_url(url)
+    try:
+        assert [e for _, e in again.read_after(0, 10)] == appended
+        assert again.append(appended) == [False, False]
+    finally:
+        again.close()
+
+
+# --- Checkpoints and dead letters (in the state store, committed with the state) -----------------------------
 
 
 def test_checkpoints_start_at_zero_and_keep_each_consumers_offset(database: Database) -> None:
@@ -127,7 +183,6 @@ def test_a_rolled_back_transaction_leaves_nothing(database: Database) -> None:
     c = cart(store_id=sid)
 
     with pytest.raises(Boom), database.write() as uow:
-        uow.events.append([event(store_id=sid)])
         uow.checkpoints.put("lifecycle", 1)
         uow.carts.save(c)
         uow.timeline.add(sid, c.cart_id, START, "event", {"name": "x"})
@@ -137,7 +192,6 @@ def test_a_rolled_back_transaction_leaves_nothing(database: Database) -> None:
         raise Boom
 
     with database.read() as uow:
-        assert uow.events.last_offset() == 0
         assert uow.checkpoints.get("lifecycle") == 0
         assert uow.carts.get(sid, c.cart_id) is None
         assert uow.timeline.for_cart(sid, c.cart_id) == []
@@ -146,32 +200,18 @@ def test_a_rolled_back_transaction_leaves_nothing(database: Database) -> None:
         assert uow.orders.get(sid, "o-1") is None
 
 
-def test_scrub_removes_personal_data_from_the_events_that_name_the_shopper(database: Database) -> None:
-    sid = store_id()
-    theirs = event(store_id=sid, email="jane@example.com", phone="+15550100", properties={"note": "hi"})
-    also = event(store_id=sid, anonymous_id="anon-jane")
-    others = event(store_id=sid, email="joe@example.com")
-    elsewhere = event(store_id=store_id(), email="jane@example.com")
+def test_dead_letters_keep_each_parked_offset_with_its_reason(database: Database) -> None:
     with database.write() as uow:
-        uow.events.append([theirs, also, others, elsewhere])
-
-    with database.write() as uow:
-        assert uow.events.scrub(sid, {("email", "jane@example.com"), ("anon", "anon-jane")}) == 2
-    with database.write() as uow:
-        assert uow.events.scrub(sid, {("email", "jane@example.com"), ("anon", "anon-jane")}) == 0
-        assert uow.events.scrub(sid, set()) == 0
-
+        assert uow.dead_letters.parked("lifecycle") == []
+        uow.dead_letters.park("lifecycle", 12, "KeyError: 'x'")
+        uow.dead_letters.park("lifecycle", 4, "ValueError: y")
+        uow.dead_letters.park("other", 5, "z")
+    with pytest.raises(Boom), database.write() as uow:
+        uow.dead_letters.park("lifecycle", 99, "rolled back")
+        raise Boom
     with database.read() as uow:
-        logged = {e.message_id: e for _, e in uow.events.read_after(0, 100)}
-    scrubbed = logged[theirs.message_id]
-    assert (scrubbed.email, scrubbed.phone, scrubbed.anonymous_id, scrubbed.properties) == (None, None, None, {})
-    assert scrubbed.identities == [] and logged[also.message_id].identities == []
-    assert (scrubbed.kind, scrubbed.at, scrubbed.store_id) == (theirs.kind, theirs.at, sid)
-    assert logged[others.message_id].email == "joe@example.com"
-    assert logged[elsewhere.message_id].email == "jane@example.com"
-
-
-# --- Carts and Timeline ------------------------------------------------------------------------------------
+        assert uow.dead_letters.parked("lifecycle") == [(4, "ValueError: y"), (12, "KeyError: 'x'")]
+        assert uow.dead_letters.parked("other") == [(5, "z")]
 
 
 def test_a_saved_cart_reads_back_equal_by_id_and_by_each_join_key(database: Database) -> None:
@@ -516,7 +556,6 @@ def test_erasing_a_stores_data_leaves_other_stores_and_the_store_itself(database
     a, b = gone.store_id, kept.store_id
     with database.write() as uow:
         for sid in (a, b):
-            uow.events.append([event(store_id=sid, email="jane@example.com")])
             uow.carts.save(cart(store_id=sid, cart_id="c", shopper_id="s"))
             uow.timers.set(Timer(sid, "c", "abandon", START))
             uow.shoppers.resolve(sid, [("email", "jane@example.com")], "s")
@@ -530,8 +569,6 @@ def test_erasing_a_stores_data_leaves_other_stores_and_the_store_itself(database
         assert uow.shoppers.find(a, "email", "jane@example.com") is None
         assert uow.shoppers.find(b, "email", "jane@example.com") == "s"
         assert uow.orders.get(a, "o") is None and uow.orders.get(b, "o") is not None
-        emails = {e.store_id: e.email for _, e in uow.events.read_after(0, 10)}
-        assert emails == {a: None, b: "jane@example.com"}
         assert [s.name for s in uow.stores.all()] == [gone.name, kept.name]
     with database.write() as uow:
         assert uow.timers.pop_due(START, 10) == [Timer(b, "c", "abandon", START)]

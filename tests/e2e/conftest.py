@@ -1,4 +1,5 @@
-"""A real `cartrecover serve` process per test (or per module), on a free port, its own data dir, a manual clock.
+"""A real `cartrecover serve` process per test (or per module), on a free port, its own data dir, a manual clock
+(or the system clock, where the lifecycle runs in its own worker process).
 
 The server runs as `sys.executable -m cartrecover` in its own session, so the whole process tree (Granian's
 main process and its worker) can be killed by process-group id, with SIGKILL when a test wants a crash.
@@ -58,6 +59,7 @@ class Server:
     data_dir: Path
     stores: dict[str, Keys]
     config: Path | None = None
+    clock: str = "manual"
     base_url: str = ""
     process: subprocess.Popen[bytes] | None = None
     logs: list[Path] = field(default_factory=list)
@@ -71,7 +73,7 @@ class Server:
             log = self.data_dir.parent / f"server-{len(self.logs)}.log"
             self.logs.append(log)
             command = [sys.executable, "-m", "cartrecover", "serve", "--data-dir", str(self.data_dir)]
-            command += ["--host", "127.0.0.1", "--port", str(port), "--clock", "manual"]
+            command += ["--host", "127.0.0.1", "--port", str(port), "--clock", self.clock]
             if self.config is not None:
                 command += ["--config", str(self.config)]
             with log.open("wb") as out:
@@ -181,13 +183,13 @@ class Server:
     # -- stored state --------------------------------------------------------------------------------------
 
     @property
-    def database(self) -> Path:
-        """The SQLite file (the default database URL)."""
-        return self.data_dir / "cartrecover.db"
+    def event_log(self) -> Path:
+        """The event log's SQLite file (the default event log URL)."""
+        return self.data_dir / "events.db"
 
     def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        """Read the database directly (WAL lets us read beside the running server)."""
-        conn = sqlite3.connect(self.database, timeout=30)
+        """Read the event log directly (WAL lets us read beside the running server)."""
+        conn = sqlite3.connect(self.event_log, timeout=30)
         try:
             return conn.execute(sql, args).fetchall()
         finally:
@@ -222,7 +224,7 @@ def _factory(base: Path, request: pytest.FixtureRequest) -> Iterator[ServerFacto
     started: list[Server] = []
     request.node.stash.setdefault(_SERVERS, started)
 
-    def make(stores: tuple[str, ...] = ("a",), config: str | None = None) -> Server:
+    def make(stores: tuple[str, ...] = ("a",), config: str | None = None, clock: str = "manual") -> Server:
         root = base / f"server-{uuid.uuid4().hex[:8]}"
         root.mkdir(parents=True)
         config_path = None
@@ -230,7 +232,7 @@ def _factory(base: Path, request: pytest.FixtureRequest) -> Iterator[ServerFacto
             config_path = root / "cartrecover.toml"
             config_path.write_text(config)
         data_dir = root / "data"
-        server = Server(data_dir, {}, config_path)
+        server = Server(data_dir, {}, config_path, clock)
         started.append(server)
         for name in stores:
             server.stores[name] = add_store(data_dir, name, config_path)

@@ -98,7 +98,7 @@ def test_replay_refuses_a_file_with_a_bad_line_and_names_it(tmp_path: Path) -> N
 
     assert run.returncode == 1
     assert "bad.jsonl:2" in run.stderr
-    with sqlite3.connect(tmp_path / "d" / "cartrecover.db") as db:
+    with sqlite3.connect(tmp_path / "d" / "events.db") as db:
         assert db.execute("SELECT count(*) FROM events").fetchone() == (0,)
 
 

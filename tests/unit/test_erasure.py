@@ -39,8 +39,7 @@ def redact_by_email(engine: Engine, shop: Shop, email: str, minutes: int) -> Non
 
 
 def logged_identities(engine: Engine, store_id: int) -> set[str]:
-    with engine.database.read() as uow:
-        events = [event for _, event in uow.events.read_after(0, 1000) if event.store_id == store_id]
+    events = [event for _, event in engine.log.read_after(0, 1000) if event.store_id == store_id]
     return {value for event in events for _, value in event.identities}
 
 

@@ -43,8 +43,7 @@ def _added(**overrides: Any) -> dict[str, Any]:
 
 
 def _stored(engine: Engine) -> list[str]:
-    with engine.database.read() as uow:
-        return [event.message_id for _, event in uow.events.read_after(0, 10_000)]
+    return [event.message_id for _, event in engine.log.read_after(0, 10_000)]
 
 
 def test_a_batch_with_a_repeated_message_id_stores_it_once(ingest: TestClient, engine: Engine, shop: Shop) -> None:  # type: ignore[type-arg]
@@ -82,7 +81,9 @@ def test_an_invalid_event_rejects_the_whole_batch_naming_it(ingest: TestClient, 
     assert _stored(engine) == []
 
 
-def test_a_single_track_call_is_stored_and_an_oversize_one_refused(ingest: TestClient, engine: Engine, shop: Shop) -> None:  # type: ignore[type-arg]
+def test_a_single_track_call_is_stored_and_an_oversize_one_refused(
+    ingest: TestClient, engine: Engine, shop: Shop
+) -> None:  # type: ignore[type-arg]
     event = _added(writeKey=shop.write_key)
     assert ingest.post("/v1/track", json=event).status_code == 200
     too_big = ingest.post("/v1/track", json=_added(properties={"n": "x" * 40_000}), headers=shop.basic)

@@ -345,8 +345,7 @@ def test_replaying_the_log_into_another_engine_builds_the_same_carts(
         order_completed(store_id=shop.store_id, user_id=user, at=START + 2 * IDLE),
     )
     engine.advance_clock(START + WINDOW + IDLE)
-    with engine.database.read() as uow:
-        logged = [e for _, e in uow.events.read_after(0, 10_000)]
+    logged = [e for _, e in engine.log.read_after(0, 10_000)]
 
     other = build_engine(make_settings(tmp_path / "replay"), start=START)
     try:
@@ -358,7 +357,7 @@ def test_replaying_the_log_into_another_engine_builds_the_same_carts(
         assert carts_of(other, twin) == carts_of(engine, shop)
         assert len(carts_of(engine, shop)) == 2
     finally:
-        other.database.close()
+        other.close()
 
 
 def test_two_stores_never_see_each_others_carts(engine: Engine, shop: Shop) -> None:

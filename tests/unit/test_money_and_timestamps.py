@@ -136,6 +136,8 @@ def test_segments_own_malformed_sample_timestamp_is_accepted() -> None:
         "12:00",
         "2026/01/05",
         "1700000000",
+        "0001-01-01T00:00:00+01:00",  # before year 1 once in UTC
+        "9999-12-31T23:30:00-01:00",  # after year 9999 once in UTC
     ],
 )
 def test_a_string_that_is_not_a_timestamp_is_refused_naming_the_field(text: str) -> None:

@@ -50,6 +50,6 @@ def test_an_event_that_fails_to_apply_is_parked_and_the_next_events_still_apply(
         assert uow.carts.get(shop.store_id, "good-2") is not None
         assert uow.carts.get(shop.store_id, "poison") is None
         parked = uow.dead_letters.parked(LIFECYCLE)
-        assert uow.checkpoints.get(LIFECYCLE) == uow.events.last_offset()
+        assert uow.checkpoints.get(LIFECYCLE) == engine.log.last_offset()
     assert [reason for _, reason in parked] == ["KeyError: 'a field nobody expected'"]
     assert engine.lag() == 0

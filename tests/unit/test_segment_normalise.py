@@ -15,7 +15,6 @@ from tests.conftest import SAMPLES
 from tests.factories import random_id
 
 RECEIVED = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
-_UNNAMED = "segment._money lets to_minor's InvalidAmount through without naming the field (reported, not fixed here)"
 
 
 def track(name: str, **properties: Any) -> dict[str, Any]:
@@ -334,9 +333,7 @@ def test_a_field_of_the_wrong_type_is_refused_naming_the_field(field: str, value
 @pytest.mark.parametrize(
     ("properties", "field"),
     [
-        pytest.param(
-            {"product_id": "p", "price": "abc"}, "price", marks=pytest.mark.xfail(strict=True, reason=_UNNAMED)
-        ),
+        ({"product_id": "p", "price": "abc"}, "price"),
         ({"product_id": "p", "price": True}, "price"),
         ({"product_id": "p", "price": {"amount": 1}}, "price"),
         ({"product_id": "p", "quantity": "two"}, "quantity"),
@@ -345,9 +342,7 @@ def test_a_field_of_the_wrong_type_is_refused_naming_the_field(field: str, value
         ({"price": 1}, "product_id"),
         ({"products": {"product_id": "p"}}, "products"),
         ({"products": ["p"]}, "product"),
-        pytest.param(
-            {"product_id": "p", "total": "lots"}, "total", marks=pytest.mark.xfail(strict=True, reason=_UNNAMED)
-        ),
+        ({"product_id": "p", "total": "lots"}, "total"),
     ],
 )
 def test_a_product_or_amount_that_makes_no_sense_is_refused_naming_the_field(

@@ -78,8 +78,7 @@ def deliver(
 
 
 def logged(engine: Engine) -> int:
-    with engine.database.read() as uow:
-        return uow.events.last_offset()
+    return engine.log.last_offset()
 
 
 def carts(client: Client, shop: Shop) -> list[dict[str, Any]]:

@@ -48,10 +48,6 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
     worker.set_defaults(run=_worker)
 
-    worker = sub.add_parser("worker", parents=[common], help="run the lifecycle alone (serve starts one itself)")
-    worker.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
-    worker.set_defaults(run=_worker)
-
     stores = sub.add_parser("stores", help="manage stores (tenants)").add_subparsers(metavar="ACTION")
     add = stores.add_parser("add", parents=[common], help="create a store and print its keys")
     add.add_argument("name")

@@ -44,7 +44,9 @@ def load_calls(path: Path) -> list[tuple[datetime, int, segment.Message]]:
     return calls
 
 
-def replay_file(settings: Settings, path: Path, store_name: str | None, until: datetime | None = None) -> dict[str, Any]:
+def replay_file(
+    settings: Settings, path: Path, store_name: str | None, until: datetime | None = None
+) -> dict[str, Any]:
     """Replay the file into a store; returns a summary (events, duplicates, carts by status, speed)."""
     calls = load_calls(path)
     if not calls:
@@ -57,7 +59,11 @@ def replay_file(settings: Settings, path: Path, store_name: str | None, until: d
             chunk = calls[first : first + CHUNK]
             events = [
                 segment.normalise(
-                    message, f"line {number}", store_id=store.store_id, currency=store.currency, sent_at=None,
+                    message,
+                    f"line {number}",
+                    store_id=store.store_id,
+                    currency=store.currency,
+                    sent_at=None,
                     received_at=at,
                 )
                 for at, number, message in chunk
@@ -72,8 +78,13 @@ def replay_file(settings: Settings, path: Path, store_name: str | None, until: d
         counts = uow.carts.count_by_status()
     engine.close()
     return {
-        "store": store.name, "events": len(calls), "new": new, "duplicates": len(calls) - new,
-        "clock": engine.clock.now().isoformat(), "carts": counts, "seconds": round(elapsed, 2),
+        "store": store.name,
+        "events": len(calls),
+        "new": new,
+        "duplicates": len(calls) - new,
+        "clock": engine.clock.now().isoformat(),
+        "carts": counts,
+        "seconds": round(elapsed, 2),
         "events_per_second": round(len(calls) / elapsed) if elapsed else None,
     }
 

@@ -287,7 +287,7 @@ def _money(amount: Any, currency: str, field: str) -> int:
         raise ValueError(f"{field} must be a number, not {amount!r}")
     try:
         minor = to_minor(amount, currency)
-    except ArithmeticError as exc:  # decimal.Overflow or InvalidOperation for exponents like 1e400
+    except (ArithmeticError, InvalidAmount) as exc:  # "abc"; decimal.Overflow for exponents like 1e400
         raise ValueError(f"{field} is not a usable amount: {str(amount)[:40]}") from exc
     if abs(minor) > MAX_INTEGER:
         raise ValueError(f"{field} is too large: {amount!r}")

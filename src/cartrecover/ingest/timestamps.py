@@ -22,7 +22,12 @@ def parse_timestamp(text: str, field: str) -> datetime:
         parsed = _parse_lenient(text, field)
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise InvalidEvent(
+            f"{field} is outside the years 1 to 9999 in UTC: {text[:64]!r}", code="invalid_timestamp"
+        ) from exc
 
 
 def _parse_lenient(text: str, field: str) -> datetime:

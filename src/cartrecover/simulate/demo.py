@@ -41,7 +41,9 @@ def run_demo(data_dir: Path | None = None, shoppers: int = 400, seed: int = 7) -
     return 0 if _agrees(day, carts) else 1
 
 
-def _send_day(http: httpx.Client, write_key: str, admin: dict[str, str], day: Day, start: datetime) -> tuple[int, float]:
+def _send_day(
+    http: httpx.Client, write_key: str, admin: dict[str, str], day: Day, start: datetime
+) -> tuple[int, float]:
     """Minute by minute: move the clock to the minute's end, then send its calls as one batch (sentAt = then)."""
     calls = sorted(day.calls, key=lambda c: c["timestamp"])
     began, sent = time.perf_counter(), 0
@@ -73,8 +75,10 @@ def _all_carts(http: httpx.Client, admin: dict[str, str]) -> list[dict[str, Any]
 def _report(day: Day, carts: list[dict[str, Any]], sent: int, seconds: float, data_dir: Path) -> None:
     by_status = Counter(c["status"] for c in carts)
     expected = Counter(day.fates.values())
-    print(f"\nsent {sent} events over HTTP in {seconds:.1f} s, moving the manual clock every simulated minute; "
-          f"{day.browsers} visitors only browsed\n")
+    print(
+        f"\nsent {sent} events over HTTP in {seconds:.1f} s, moving the manual clock every simulated minute; "
+        f"{day.browsers} visitors only browsed\n"
+    )
     print(f"{'cart status':<14}{'engine':>8}{'expected':>10}{'value':>14}")
     for status in ("active", "abandoned", "recovered", "converted", "expired"):
         value = sum(c["value"] for c in carts if c["status"] == status) / 100
@@ -82,12 +86,16 @@ def _report(day: Day, carts: list[dict[str, Any]], sent: int, seconds: float, da
     abandoned = sorted((c for c in carts if c["status"] == "abandoned"), key=lambda c: -c["value"])
     print(f"\nabandoned carts ({len(abandoned)}), by value:")
     for cart in abandoned[:15]:
-        print(f"  {cart['id']:<14} {cart['value_display']:>9} {cart['currency']}  {cart['items']} line(s)  "
-              f"abandoned {cart['abandoned_at']}{'  checkout started' if cart['checkout_started'] else ''}")
+        print(
+            f"  {cart['id']:<14} {cart['value_display']:>9} {cart['currency']}  {cart['items']} line(s)  "
+            f"abandoned {cart['abandoned_at']}{'  checkout started' if cart['checkout_started'] else ''}"
+        )
     if len(abandoned) > 15:
         print(f"  … and {len(abandoned) - 15} more")
     mismatched = _mismatches(day, carts)
-    print(f"\n{'every cart reached the status its traffic implies' if not mismatched else f'{len(mismatched)} carts differ: {mismatched[:5]}'}")
+    print(
+        f"\n{'every cart reached the status its traffic implies' if not mismatched else f'{len(mismatched)} carts differ: {mismatched[:5]}'}"
+    )
     print(f"data kept in {data_dir}; explore it with: cartrecover serve --data-dir {data_dir}")
 
 
@@ -125,8 +133,21 @@ def _server(data_dir: Path) -> Iterator[str]:
     log = (data_dir / "server.log").open("w")
     env = {**os.environ, "CARTRECOVER_CONFIG": ""}
     process = subprocess.Popen(
-        [sys.executable, "-m", "cartrecover", "serve", "--clock", "manual", "--data-dir", str(data_dir),
-         "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "cartrecover",
+            "serve",
+            "--clock",
+            "manual",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(port),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
     )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -18,10 +18,22 @@ CATALOG = [
     (f"sku-{n:03d}", name, Decimal(price))
     for n, (name, price) in enumerate(
         [
-            ("Linen shirt", "49.00"), ("Wool socks", "12.50"), ("Canvas tote", "24.99"), ("Rain jacket", "129.00"),
-            ("Leather belt", "39.90"), ("Merino scarf", "59.00"), ("Trail shoes", "119.95"), ("Beanie", "19.00"),
-            ("Denim jeans", "89.00"), ("Sunglasses", "74.50"), ("Water bottle", "22.00"), ("Backpack", "98.00"),
-            ("Cotton tee", "18.00"), ("Hoodie", "64.00"), ("Gloves", "29.99"), ("Umbrella", "27.50"),
+            ("Linen shirt", "49.00"),
+            ("Wool socks", "12.50"),
+            ("Canvas tote", "24.99"),
+            ("Rain jacket", "129.00"),
+            ("Leather belt", "39.90"),
+            ("Merino scarf", "59.00"),
+            ("Trail shoes", "119.95"),
+            ("Beanie", "19.00"),
+            ("Denim jeans", "89.00"),
+            ("Sunglasses", "74.50"),
+            ("Water bottle", "22.00"),
+            ("Backpack", "98.00"),
+            ("Cotton tee", "18.00"),
+            ("Hoodie", "64.00"),
+            ("Gloves", "29.99"),
+            ("Umbrella", "27.50"),
         ],
         start=1,
     )
@@ -73,10 +85,17 @@ class _Visitor:
 
     def shop(self, closing: datetime) -> None:
         for sku, name, price in self.rng.sample(CATALOG, self.rng.randint(1, 3)):
-            self.lines.append({
-                "product_id": sku, "sku": sku, "name": name, "price": float(price), "quantity": self.rng.randint(1, 2),
-                "url": f"https://{self.domain}/products/{sku}", "image_url": f"https://{self.domain}/images/{sku}.jpg",
-            })
+            self.lines.append(
+                {
+                    "product_id": sku,
+                    "sku": sku,
+                    "name": name,
+                    "price": float(price),
+                    "quantity": self.rng.randint(1, 2),
+                    "url": f"https://{self.domain}/products/{sku}",
+                    "image_url": f"https://{self.domain}/images/{sku}.jpg",
+                }
+            )
         self._fill_cart()
         fate = self.rng.choices(FATES, _FATE_WEIGHTS)[0]
         if fate == "converted":
@@ -131,8 +150,12 @@ class _Visitor:
 
     def _call(self, kind: str, **fields: Any) -> None:
         call = {
-            "type": kind, "anonymousId": self.anonymous_id, "messageId": self._uuid(),
-            "timestamp": self.now.isoformat().replace("+00:00", "Z"), "context": {"timezone": "Europe/Berlin"}, **fields,
+            "type": kind,
+            "anonymousId": self.anonymous_id,
+            "messageId": self._uuid(),
+            "timestamp": self.now.isoformat().replace("+00:00", "Z"),
+            "context": {"timezone": "Europe/Berlin"},
+            **fields,
         }
         if self.signed_in:
             call["userId"] = self.user_id

@@ -100,9 +100,7 @@ class _Rows:
     def scrub(self, store_id: int, matches: Callable[[Event], bool]) -> int:
         # A scan of the store's events (through the unique index's store_id prefix): erasure is rare.
         rows = self._conn.execute("SELECT seq, body FROM events WHERE store_id=?", (store_id,)).fetchall()
-        scrubbed = [
-            (encode_event(redacted(event)), seq) for seq, body in rows if matches(event := decode_event(body))
-        ]
+        scrubbed = [(encode_event(redacted(event)), seq) for seq, body in rows if matches(event := decode_event(body))]
         self._conn.executemany("UPDATE events SET body=? WHERE seq=?", scrubbed)
         return len(scrubbed)
 
