@@ -86,9 +86,14 @@ class Writer:
         events = [e for _, batch, _ in appends for e in batch]
         try:
             results = self._engine.append(events)
-        except BaseException as exc:  # every waiting request must hear about it
-            for _, _, future in appends:
-                _resolve(future, exc=exc)
+        except BaseException as exc:
+            if len(appends) == 1:
+                _resolve(appends[0][2], exc=exc)
+                return
+            # One request's events may be what failed the group: give each request its own commit, so only
+            # the one that really fails hears about it (a shared 4xx would make clients drop good events).
+            for append in appends:
+                self._commit([append])
             return
         start = 0
         for _, batch, future in appends:
