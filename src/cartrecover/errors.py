@@ -2,7 +2,8 @@
 
     CartRecoverError
     ├── InvalidEvent          bad input: 400, nothing stored
-    │   └── PayloadTooLarge   over Segment's size limits: 413
+    │   ├── PayloadTooLarge   over Segment's size limits: 413
+    │   └── UnsupportedMediaType  a body that is not JSON: 415
     ├── Unauthorized          missing or wrong key or signature: 401
     ├── NotFound              no such cart (or not this store's): 404
     ├── RateLimited           the store sends faster than its limit: 429 with Retry-After
@@ -40,6 +41,12 @@ class PayloadTooLarge(InvalidEvent):
     """An event or batch is over the size limits."""
 
     status, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(InvalidEvent):
+    """The body's Content-Type or Content-Encoding is not one we read."""
+
+    status, code = 415, "unsupported_media_type"
 
 
 class Unauthorized(CartRecoverError):

@@ -234,7 +234,7 @@ GZIP: dict[str, tuple[Callable[[], bytes], dict[str, str], int, str]] = {
     "deflate is not supported": (
         lambda: zlib.compress(json.dumps({"batch": [track()]}).encode()),
         {"Content-Encoding": "deflate"},
-        400,
+        415,
         "unsupported_encoding",
     ),
 }
@@ -271,7 +271,7 @@ def test_a_wrong_content_type_is_refused(module_server: Server, content_type: st
     refused(
         module_server,
         lambda: module_server.post("/v1/batch", content=content, headers={"Content-Type": content_type, **shop.basic}),
-        400,
+        415,
         "unsupported_media_type",
     )
 

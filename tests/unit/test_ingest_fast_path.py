@@ -95,9 +95,9 @@ def test_a_single_track_call_is_stored_and_an_oversize_one_refused(
     ("headers", "body", "status", "code"),
     [
         ({"Authorization": "Basic bm9wZTo="}, b"{}", 401, "unauthorized"),
-        ({"Content-Type": "application/xml"}, b"{}", 400, "unsupported_media_type"),
+        ({"Content-Type": "application/xml"}, b"{}", 415, "unsupported_media_type"),
         ({"Content-Encoding": "gzip"}, b"not gzip", 400, "invalid_gzip"),
-        ({"Content-Encoding": "br"}, b"{}", 400, "unsupported_encoding"),
+        ({"Content-Encoding": "br"}, b"{}", 415, "unsupported_encoding"),
         ({}, b"{not json", 400, "invalid_json"),
     ],
 )

@@ -343,6 +343,8 @@ def test_a_field_of_the_wrong_type_is_refused_naming_the_field(field: str, value
         ({"products": {"product_id": "p"}}, "products"),
         ({"products": ["p"]}, "product"),
         ({"product_id": "p", "total": "lots"}, "total"),
+        ({"product_id": "p", "price": -5}, "price"),
+        ({"product_id": "p", "total": "-0.01"}, "total"),
     ],
 )
 def test_a_product_or_amount_that_makes_no_sense_is_refused_naming_the_field(

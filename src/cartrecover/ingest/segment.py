@@ -291,6 +291,8 @@ def _money(amount: Any, currency: str, field: str) -> int:
         raise ValueError(f"{field} is not a usable amount: {str(amount)[:40]}") from exc
     if abs(minor) > MAX_INTEGER:
         raise ValueError(f"{field} is too large: {amount!r}")
+    if minor < 0:
+        raise ValueError(f"{field} must not be negative: {amount!r}")
     return minor
 
 

@@ -11,7 +11,14 @@ import msgspec
 from litestar import Request, Response
 
 from cartrecover.engine import Engine
-from cartrecover.errors import CartRecoverError, InvalidEvent, PayloadTooLarge, RateLimited, Unauthorized
+from cartrecover.errors import (
+    CartRecoverError,
+    InvalidEvent,
+    PayloadTooLarge,
+    RateLimited,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 from cartrecover.ingest.ratelimit import RateLimiter
 from cartrecover.ports.stores import Store
 from cartrecover.writer import Writer
@@ -47,9 +54,7 @@ def check_content_type(header: str) -> None:
     """Refuse a Content-Type other than JSON (text/plain and none are what some clients send)."""
     content_type = header.partition(";")[0].strip().lower()
     if content_type not in _ACCEPTED_TYPES:
-        raise InvalidEvent(
-            f"Content-Type must be application/json, not {content_type!r}", code="unsupported_media_type"
-        )
+        raise UnsupportedMediaType(f"Content-Type must be application/json, not {content_type!r}")
 
 
 def unwrap_body(body: bytes, content_encoding: str, limit: int = MAX_BODY) -> bytes:
@@ -58,7 +63,9 @@ def unwrap_body(body: bytes, content_encoding: str, limit: int = MAX_BODY) -> by
     if encoding in ("gzip", "x-gzip"):
         body = _gunzip(body, limit)
     elif encoding not in ("", "identity"):
-        raise InvalidEvent(f"Content-Encoding {encoding!r} is not supported (use gzip)", code="unsupported_encoding")
+        raise UnsupportedMediaType(
+            f"Content-Encoding {encoding!r} is not supported (use gzip)", code="unsupported_encoding"
+        )
     if len(body) > limit:
         raise PayloadTooLarge(f"body is {len(body)} bytes; the limit is {limit}")
     return body

@@ -112,6 +112,7 @@ _ERRORS = {
         (404, "Not found"),
         (409, "Conflict"),
         (413, "Over the size limits"),
+        (415, "The body is not JSON (or not gzip)"),
         (429, "Over the store's rate; see Retry-After"),
         (503, "Storage unavailable; retry"),
     )
