@@ -351,3 +351,26 @@ def test_a_checkout_time_in_the_future_is_taken_as_the_time_of_receipt(client: C
     move_clock(client, shop, START)
 
     assert only_cart(client, shop)["last_activity_at"].startswith("2026-01-05T10:00:00")
+
+
+@pytest.mark.parametrize(
+    ("total", "quantity", "named"),
+    [
+        ("1e400", 1, "total_price"),  # a decimal that overflows
+        ("-5.00", 1, "total_price"),
+        ("10.00", 2**70, "quantity"),  # more than the log's 64-bit integers hold
+        ("10.00", -1, "quantity"),
+    ],
+)
+def test_an_absurd_amount_or_quantity_is_refused_naming_it_and_stores_nothing(
+    client: Client, shop: Shop, engine: Engine, total: str, quantity: int, named: str
+) -> None:
+    body = checkout(START)
+    body["total_price"] = total
+    body["line_items"][0]["quantity"] = quantity
+
+    response = deliver(client, shop, "checkouts/update", body)
+
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "invalid_event" and named in response.json()["message"]
+    assert logged(engine) == 0

@@ -253,3 +253,25 @@ def test_an_order_on_hold_for_a_bank_transfer_is_an_order_so_its_cart_is_never_a
     assert found["status"] == "converted"
     assert found["order_id"] == "727"
     assert found["abandoned_at"] is None
+
+
+@pytest.mark.parametrize(("field", "value"), [("total", "1e400"), ("total", "-29.35"), ("total", "9" * 30)])
+def test_an_absurd_total_is_refused_naming_it_and_stores_nothing(
+    client: Client, shop: Shop, engine: Engine, field: str, value: str
+) -> None:
+    response = deliver(client, shop, "order.created", woo_order("pending", START, **{field: value}))
+
+    assert response.status_code == 400, response.text
+    assert field in response.json()["message"]
+    assert logged(engine) == 0
+
+
+def test_an_absurd_quantity_is_refused_and_stores_nothing(client: Client, shop: Shop, engine: Engine) -> None:
+    order = woo_order("pending", START)
+    order["line_items"][0]["quantity"] = 2**70
+
+    response = deliver(client, shop, "order.created", order)
+
+    assert response.status_code == 400, response.text
+    assert "quantity" in response.json()["message"]
+    assert logged(engine) == 0

@@ -22,8 +22,9 @@ from typing import Any
 import msgspec
 
 from cartrecover.domain.events import CartChange, Event, EventKind, LineItem
-from cartrecover.domain.money import InvalidAmount, to_minor
+from cartrecover.domain.money import InvalidAmount
 from cartrecover.errors import InvalidEvent
+from cartrecover.ingest import fields
 from cartrecover.ingest.segment import consent_of
 from cartrecover.ingest.timestamps import parse_timestamp
 
@@ -144,8 +145,8 @@ def normalise(
         "received_at": received_at,
     }
     if topic in PRIVACY_TOPICS:
-        return [_privacy_event(topic, _decode(_privacy, body, topic), base)]
-    resource: Resource = _decode(_resource, body, topic)
+        return [_privacy_event(topic, fields.decode(_privacy, body, topic), base)]
+    resource: Resource = fields.decode(_resource, body, topic)
     base.update(_identity(resource))
     cur = resource.currency or currency
     try:
@@ -158,19 +159,10 @@ def normalise(
         raise InvalidEvent(f"{topic}: {exc}", code="invalid_event") from exc
 
 
-def _decode(decoder: msgspec.json.Decoder[Any], body: bytes, topic: str) -> Any:
-    try:
-        return decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise InvalidEvent(f"{topic}: {exc}", code="invalid_event") from exc
-    except msgspec.DecodeError as exc:
-        raise InvalidEvent(f"{topic}: invalid JSON ({exc})", code="invalid_json") from exc
-
-
 def _checkout(r: Resource, base: dict[str, Any], cur: str) -> list[Event]:
     refs = _refs(("checkout", r.token), ("token", r.cart_token))
     at = _at(base, r.updated_at, r.created_at)
-    value = _money(r.total_price, cur, "total_price")
+    value = fields.money(r.total_price, cur, "total_price")
     snapshot = Event(
         kind=EventKind.CART_ACTIVITY,
         at=at,
@@ -200,7 +192,7 @@ def _checkout(r: Resource, base: dict[str, Any], cur: str) -> list[Event]:
 
 
 def _cart(r: Resource, base: dict[str, Any], cur: str) -> Event:
-    token = r.token or _text(r.id)
+    token = r.token or fields.text(r.id)
     if not token:
         raise ValueError("a cart needs a token or an id")
     # Carts carry no total: the value is the sum of the lines.
@@ -217,7 +209,7 @@ def _cart(r: Resource, base: dict[str, Any], cur: str) -> Event:
 
 
 def _order(topic: str, r: Resource, base: dict[str, Any], cur: str) -> Event:
-    order_id = _text(r.id)
+    order_id = fields.text(r.id)
     if not order_id:
         raise ValueError("an order needs an id")
     if topic == "orders/cancelled" or r.cancelled_at:
@@ -238,7 +230,7 @@ def _order(topic: str, r: Resource, base: dict[str, Any], cur: str) -> Event:
         change=CartChange.REPLACE,
         items=_items(r.line_items, cur),
         currency=cur,
-        value=_money(r.total_price, cur, "total_price"),
+        value=fields.money(r.total_price, cur, "total_price"),
         checkout_started=True,
         consent=_consent(r),
         **base,
@@ -253,9 +245,9 @@ def _privacy_event(topic: str, request: PrivacyRequest, base: dict[str, Any]) ->
     return Event(
         kind=kind,
         at=base["received_at"],
-        user_id=_text(customer.id),
-        email=_email(customer.email),
-        phone=_text(customer.phone),
+        user_id=fields.text(customer.id),
+        email=fields.email(customer.email),
+        phone=fields.text(customer.phone),
         **base,
     )
 
@@ -263,10 +255,10 @@ def _privacy_event(topic: str, request: PrivacyRequest, base: dict[str, Any]) ->
 def _identity(r: Resource) -> dict[str, Any]:
     customer = r.customer or Customer()
     return {
-        "user_id": _text(customer.id),
-        "anonymous_id": _text(r.cart_token),
-        "email": _email(r.email or r.contact_email or customer.email),
-        "phone": _text(r.phone or r.sms_marketing_phone or customer.phone),
+        "user_id": fields.text(customer.id),
+        "anonymous_id": fields.text(r.cart_token),
+        "email": fields.email(r.email or r.contact_email or customer.email),
+        "phone": fields.text(r.phone or r.sms_marketing_phone or customer.phone),
     }
 
 
@@ -288,30 +280,20 @@ def _items(lines: list[Line] | None, cur: str) -> tuple[LineItem, ...]:
 
 
 def _item(line: Line, cur: str) -> LineItem:
-    product_id = _text(line.product_id) or _text(line.variant_id) or line.sku or _text(line.id) or line.key
+    product_id = (
+        fields.text(line.product_id) or fields.text(line.variant_id) or line.sku or fields.text(line.id) or line.key
+    )
     if not product_id:
         raise ValueError("a line item needs product_id, variant_id, sku or id")
-    quantity = line.quantity
-    if isinstance(quantity, Decimal) and quantity == quantity.to_integral_value():
-        quantity = int(quantity)
-    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
-        raise ValueError(f"line {product_id}: quantity must be a whole number ≥ 0, not {quantity!r}")
+    quantity = fields.quantity(line.quantity, product_id)
     return LineItem(
         product_id=product_id,
         quantity=quantity,
-        price=_money(line.price, cur, "price"),
+        price=fields.money(line.price, cur, "price"),
         sku=line.sku or None,
-        variant=_text(line.variant_id),
+        variant=fields.text(line.variant_id),
         name=line.title or None,
     )
-
-
-def _money(amount: Any, cur: str, field: str) -> int | None:
-    if amount is None:
-        return None
-    if isinstance(amount, bool) or not isinstance(amount, (int, Decimal, str)):
-        raise ValueError(f"{field} must be a decimal string, not {amount!r}")
-    return to_minor(amount, cur)
 
 
 def _at(base: dict[str, Any], first: str | None, second: str | None) -> datetime:
@@ -323,14 +305,3 @@ def _at(base: dict[str, Any], first: str | None, second: str | None) -> datetime
 
 def _refs(*pairs: tuple[str, str | None]) -> tuple[str, ...]:
     return tuple(f"{kind}:{value}" for kind, value in pairs if value)
-
-
-def _text(value: Id | None) -> str | None:
-    if value is None or value == "":
-        return None
-    return str(value)[:200]
-
-
-def _email(value: str | None) -> str | None:
-    cleaned = value.strip().lower() if value else ""
-    return cleaned or None

@@ -21,8 +21,9 @@ from typing import Any
 import msgspec
 
 from cartrecover.domain.events import CartChange, Event, EventKind, LineItem
-from cartrecover.domain.money import InvalidAmount, to_minor
+from cartrecover.domain.money import InvalidAmount
 from cartrecover.errors import InvalidEvent
+from cartrecover.ingest import fields
 from cartrecover.ingest.timestamps import parse_timestamp
 
 MAX_MESSAGE_ID = 100
@@ -100,12 +101,12 @@ def normalise(topic: str, body: bytes, *, store_id: int, currency: str, received
     if topic not in TOPICS:
         return []
     order = _decode(body, topic)
-    order_id = _text(order.id)
+    order_id = fields.text(order.id)
     if not order_id:
         raise InvalidEvent(f"{topic}: the order has no id", code="invalid_event")
     status = (order.status or "").removeprefix("wc-")
     billing = order.billing or Contact()
-    customer = _text(order.customer_id)
+    customer = fields.text(order.customer_id)
     base: dict[str, Any] = {
         "store_id": store_id,
         "message_id": message_id(topic, order),
@@ -113,7 +114,7 @@ def normalise(topic: str, body: bytes, *, store_id: int, currency: str, received
         "name": f"{topic} ({status})" if status else topic,
         "received_at": received_at,
         "user_id": customer if customer != "0" else None,  # 0 is a guest
-        "email": _email(billing.email),
+        "email": fields.email(billing.email),
         "phone": billing.phone or None,
         "order_id": order_id,
     }
@@ -154,7 +155,7 @@ def _snapshot(order: Order, status: str, base: dict[str, Any], cur: str, receive
         change=CartChange.REPLACE,
         items=tuple(_item(line, cur) for line in order.line_items or ()),
         currency=cur,
-        value=_money(order.total, cur, "total"),
+        value=fields.money(order.total, cur, "total"),
         checkout_started=True,
         restore_url=None if placed else order.payment_url,
         **base,
@@ -162,30 +163,21 @@ def _snapshot(order: Order, status: str, base: dict[str, Any], cur: str, receive
 
 
 def _decode(body: bytes, topic: str) -> Order:
-    try:
-        order: Order = _order.decode(body)
-    except msgspec.ValidationError as exc:
-        raise InvalidEvent(f"{topic}: {exc}", code="invalid_event") from exc
-    except msgspec.DecodeError as exc:
-        raise InvalidEvent(f"{topic}: invalid JSON ({exc})", code="invalid_json") from exc
+    order: Order = fields.decode(_order, body, topic)
     return order
 
 
 def _item(line: Line, cur: str) -> LineItem:
-    product_id = _text(line.product_id) or line.sku or _text(line.id)
+    product_id = fields.text(line.product_id) or line.sku or fields.text(line.id)
     if not product_id:
         raise ValueError("a line item needs product_id, sku or id")
-    quantity = line.quantity
-    if isinstance(quantity, Decimal) and quantity == quantity.to_integral_value():
-        quantity = int(quantity)
-    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
-        raise ValueError(f"line {product_id}: quantity must be a whole number ≥ 0, not {quantity!r}")
-    price = _money(line.price, cur, "price")
-    subtotal = _money(line.subtotal, cur, "subtotal")
+    quantity = fields.quantity(line.quantity, product_id)
+    price = fields.money(line.price, cur, "price")
+    subtotal = fields.money(line.subtotal, cur, "subtotal")
     if price is None and subtotal is not None and quantity:
         # No unit price: the line subtotal (before discounts) over the quantity.
         price = int((Decimal(subtotal) / quantity).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
-    variation = _text(line.variation_id)
+    variation = fields.text(line.variation_id)
     return LineItem(
         product_id=product_id,
         quantity=quantity,
@@ -196,25 +188,6 @@ def _item(line: Line, cur: str) -> LineItem:
     )
 
 
-def _money(amount: Any, cur: str, field: str) -> int | None:
-    if amount is None or amount == "":
-        return None
-    if isinstance(amount, bool) or not isinstance(amount, (int, Decimal, str)):
-        raise ValueError(f"{field} must be a decimal amount, not {amount!r}")
-    return to_minor(amount, cur)
-
-
 def _at(received_at: datetime, text: str | None, field: str) -> datetime:
     """WooCommerce's *_gmt times have no zone and are UTC; never later than receipt."""
     return min(parse_timestamp(text, field), received_at) if text else received_at
-
-
-def _text(value: Id | None) -> str | None:
-    if value is None or value == "":
-        return None
-    return str(value)[:200]
-
-
-def _email(value: str | None) -> str | None:
-    cleaned = value.strip().lower() if value else ""
-    return cleaned or None
