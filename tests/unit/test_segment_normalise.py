@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cartrecover.domain.events import CartChange, Event, EventKind, LineItem
 from cartrecover.errors import InvalidEvent, PayloadTooLarge
@@ -290,6 +293,34 @@ def test_the_batch_context_is_merged_into_each_message_which_wins_on_conflicts()
     assert (second.timezone, second.email) == ("Asia/Tokyo", "batch@example.com")
 
 
+def test_a_call_that_sends_a_context_field_as_null_does_not_take_the_batch_s() -> None:
+    body = {
+        "context": {"timezone": "America/New_York", "traits": {"email": "batch@example.com"}},
+        "batch": [track("Checkout Started", checkout_id="c1") | {"context": {"timezone": None, "traits": None}}],
+    }
+
+    (event,) = normalise_batch(body)
+
+    assert (event.timezone, event.email) == (None, None)
+
+
+def test_only_the_timezone_and_traits_of_a_context_are_read_and_the_rest_may_be_anything() -> None:
+    context = {"page": {"url": "https://x.example/p", "n": [1, 2.5, None]}, "library": "x", "timezone": "Asia/Tokyo"}
+    body = track("Checkout Started", checkout_id="c1") | {"context": context | {"traits": {"phone": "+1 555"}}}
+
+    e = normalise(body)
+
+    assert (e.timezone, e.phone, e.email) == ("Asia/Tokyo", "+1 555", None)
+    assert normalise(track("Checkout Started", checkout_id="c1")).timezone is None
+
+
+@pytest.mark.parametrize("timezone", [0, 1.5, True, {"name": "x"}])
+def test_a_timezone_that_is_not_text_is_taken_as_the_old_path_took_it(timezone: Any) -> None:
+    e = normalise(track("Checkout Started", checkout_id="c1") | {"context": {"timezone": timezone}})
+
+    assert e.timezone == segment._text(json.loads(json.dumps(timezone)))
+
+
 # --- refusals ----------------------------------------------------------------------------------------------
 
 
@@ -400,6 +431,45 @@ def test_an_event_over_32_kb_inside_a_batch_is_refused_naming_it() -> None:
         normalise_batch(body)
 
     assert "batch[1]" in raised.value.message
+
+
+def test_a_batch_under_32_kb_whose_events_are_fine_is_accepted_and_one_over_32_kb_with_a_big_event_is_not() -> None:
+    small = {"batch": [track("Product Added", product_id="p", pad="x" * 1_000)]}
+    big_event = track("Product Added", product_id="p", pad="x" * segment.MAX_EVENT_BYTES)
+    large = {"batch": [track("x"), track("y"), big_event]}
+
+    assert len(json.dumps(small).encode()) < segment.MAX_EVENT_BYTES
+    assert [e.kind for e in normalise_batch(small)] == [EventKind.CART_ACTIVITY]
+    with pytest.raises(PayloadTooLarge) as raised:
+        normalise_batch(large)
+    assert "batch[2]" in raised.value.message
+
+
+def test_a_huge_integer_in_one_call_s_context_refuses_the_batch_naming_that_call() -> None:
+    body = {"batch": [track("x"), track("y") | {"context": {"page": {"n": 2**64}}}]}
+
+    with pytest.raises(InvalidEvent) as raised:
+        normalise_batch(body)
+
+    assert "batch[1]" in raised.value.message and str(2**64) in raised.value.message
+
+
+def test_long_digit_runs_that_are_not_huge_integers_are_accepted() -> None:
+    body = {
+        "context": {"traits": {"card": "4" * 30}},
+        "batch": [
+            track("x", reference="1" * 40, big=2**63 - 1, small=-(2**63)) | {"context": {"id": "9" * 25}},
+            track("y", amount=1.5e300),
+        ],
+    }
+
+    assert len(normalise_batch(body)) == 2
+    assert normalise(track("x", reference="7" * 19)).properties["reference"] == "7" * 19
+
+
+@given(st.binary(max_size=200) | st.text(alphabet="0123456789x-é", max_size=60).map(str.encode))
+def test_the_long_number_prefilter_agrees_with_the_regex_it_replaced(body: bytes) -> None:
+    assert segment.has_long_number(body) == bool(re.search(rb"\d{19}", body))
 
 
 def test_a_batch_over_500_kb_is_refused_as_too_large() -> None:

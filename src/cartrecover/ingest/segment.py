@@ -5,7 +5,6 @@ A batch is all or nothing: one invalid event rejects the batch with a message na
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -23,14 +22,25 @@ MAX_BATCH_BYTES = 500 * 1024
 MAX_BATCH_EVENTS = 2_500
 MAX_MESSAGE_ID = 100
 MAX_INTEGER = 2**63 - 1  # the event log stores 64-bit integers; anything larger is refused, not a 500
-_LONG_NUMBER = re.compile(rb"\d{19}")  # only a body with a 19-digit run can hold an integer that large
+_DIGITS_AS_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
+_LONG_RUN = b"0" * 19  # only a body with a run of 19 ASCII digits can hold an integer that large
 TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
 
 Id = str | int
 
 
+class MessageContext(msgspec.Struct):
+    """The two fields of a call's `context` that ingest reads; the rest is skipped, not built into dicts.
+
+    UNSET (falsy) when absent, so that a batch's `context` fills in only what the call does not send.
+    """
+
+    traits: Any = msgspec.UNSET
+    timezone: Any = msgspec.UNSET
+
+
 class Message(msgspec.Struct, rename="camel"):
-    """One Segment call, as far as we read it; unknown fields are kept in the log only via properties/context."""
+    """One Segment call, as far as we read it; unknown fields are kept in the log only via properties."""
 
     type: str | None = None
     message_id: str | None = None
@@ -42,7 +52,7 @@ class Message(msgspec.Struct, rename="camel"):
     name: str | None = None
     properties: dict[str, Any] = {}
     traits: dict[str, Any] = {}
-    context: dict[str, Any] = {}
+    context: MessageContext = msgspec.field(default_factory=MessageContext)
     timestamp: str | None = None
     original_timestamp: str | None = None
     sent_at: str | None = None
@@ -64,7 +74,14 @@ class WriteKeyOnly(msgspec.Struct, rename="camel"):
     write_key: str | None = None
 
 
+class _WholeContext(msgspec.Struct):
+    """A call's whole `context`, decoded only to look for integers too large to store."""
+
+    context: dict[str, Any] = {}
+
+
 _message = msgspec.json.Decoder(Message, float_hook=Decimal)
+_whole_context = msgspec.json.Decoder(_WholeContext, float_hook=Decimal)
 _batch = msgspec.json.Decoder(Batch, float_hook=Decimal)
 
 
@@ -84,17 +101,22 @@ def read_batch(body: bytes) -> tuple[list[Message], str | None, str | None]:
     batch: Batch = _decode(_batch, body, "batch")
     if len(batch.batch) > MAX_BATCH_EVENTS:
         raise PayloadTooLarge(f"batch has {len(batch.batch)} events; the limit is {MAX_BATCH_EVENTS}")
-    if batch.context and _LONG_NUMBER.search(body):
+    long_numbers = has_long_number(body)  # once per body: a regex per event cost more than decoding it
+    if batch.context and long_numbers:
         _check_integers([batch.context], "batch.context")
     messages = []
     for i, raw in enumerate(batch.batch):
         if len(raw) > MAX_EVENT_BYTES:
             raise PayloadTooLarge(f"batch[{i}] is {len(raw)} bytes; the limit per event is {MAX_EVENT_BYTES}")
         message: Message = _decode(_message, raw, f"batch[{i}]")
-        if _LONG_NUMBER.search(raw):
-            _check_integers([message.properties, message.traits, message.context], f"batch[{i}]")
-        if batch.context:
-            message.context = {**batch.context, **message.context}
+        if long_numbers:
+            _check_integers([message.properties, message.traits, _whole_context.decode(raw).context], f"batch[{i}]")
+        if batch.context:  # as {**batch.context, **message.context}, for the fields read
+            context = message.context
+            if context.traits is msgspec.UNSET:
+                context.traits = batch.context.get("traits", msgspec.UNSET)
+            if context.timezone is msgspec.UNSET:
+                context.timezone = batch.context.get("timezone", msgspec.UNSET)
         messages.append(message)
     return messages, batch.sent_at, batch.write_key
 
@@ -104,12 +126,17 @@ def read_single(body: bytes, kind: str) -> Message:
     if len(body) > MAX_EVENT_BYTES:
         raise PayloadTooLarge(f"event is {len(body)} bytes; the limit is {MAX_EVENT_BYTES}")
     message: Message = _decode(_message, body, kind)
-    if _LONG_NUMBER.search(body):
-        _check_integers([message.properties, message.traits, message.context], kind)
+    if has_long_number(body):
+        _check_integers([message.properties, message.traits, _whole_context.decode(body).context], kind)
     if message.type not in (None, kind):
         raise InvalidEvent(f"type {message.type!r} posted to /v1/{kind}", code="invalid_event")
     message.type = kind
     return message
+
+
+def has_long_number(body: bytes) -> bool:
+    """Whether `body` has a run of 19 or more ASCII digits (as `re.search(rb"\\d{19}")`, about 14 times faster)."""
+    return _LONG_RUN in body.translate(_DIGITS_AS_ZERO)
 
 
 def _check_integers(values: list[Any], where: str) -> None:
@@ -146,7 +173,7 @@ def normalise(
         parse_timestamp(sent, f"{where}.sentAt") if sent else None,
         received_at,
     )
-    traits = message.traits or message.context.get("traits") or {}
+    traits = message.traits or message.context.traits or {}
     if not isinstance(traits, dict):
         raise InvalidEvent(f"{where}: traits must be an object", code="invalid_event")
     base: dict[str, Any] = {
@@ -159,7 +186,7 @@ def normalise(
         "user_id": user_id,
         "email": _contact(traits, "email"),
         "phone": _contact(traits, "phone"),
-        "timezone": _text(message.context.get("timezone")),
+        "timezone": _text(timezone) if (timezone := message.context.timezone) is not msgspec.UNSET else None,
     }
     if kind == "track":
         return _track(message, where, base, currency)
