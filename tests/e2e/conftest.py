@@ -111,10 +111,10 @@ class Server:
         """SIGKILL the whole process tree (no shutdown hooks run: a crash) and reap it."""
         if self.process is None:
             return
-        if self.process.poll() is None:
-            # Granian's worker is in the same process group: one signal to the group ends both at once.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
+        # Granian's worker and the lifecycle worker are in the same process group: one signal ends them all,
+        # also when a test has already killed the main process and left its children behind.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
         self.process = None
 

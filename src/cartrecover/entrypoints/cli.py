@@ -126,7 +126,10 @@ class WorkerSupervisor:
         backoff = 0.5
         while not self._stopping.is_set():
             command = [sys.executable, "-m", "cartrecover", "worker", "--parent-pid", str(os.getpid())]
-            self._process = subprocess.Popen(command)
+            # close_fds=False lets Popen use posix_spawn: with fork + exec it would wait on a pipe for the exec,
+            # and a fork of Granian's at that moment inherits the pipe and keeps that wait from ever ending.
+            # (Python's own descriptors are not inheritable, so nothing leaks into the worker.)
+            self._process = subprocess.Popen(command, close_fds=False)
             code = self._process.wait()
             if self._stopping.is_set():
                 return
