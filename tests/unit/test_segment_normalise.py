@@ -68,6 +68,103 @@ def test_product_added_adds_its_product_with_an_exact_price_and_the_cart_id() ->
     assert e.store_id == 7 and not e.checkout_started
 
 
+def test_every_field_of_a_cart_event_lands_in_the_field_of_its_name() -> None:
+    # normalise builds Event positionally: each field gets a value no other field has.
+    body = {
+        "type": "track",
+        "event": "Order Completed",
+        "messageId": "m-1",
+        "anonymousId": "anon-1",
+        "userId": "user-1",
+        "timestamp": "2026-01-05T09:00:00Z",
+        "context": {"timezone": "Asia/Tokyo", "traits": {"email": " A@B.Example ", "phone": "+1 555"}},
+        "properties": {
+            "cart_id": "cart-1",
+            "checkout_id": "chk-1",
+            "order_id": "ord-1",
+            "currency": "EUR",
+            "total": 12.5,
+            "restore_url": "https://s.example/r",
+            "products": [{"product_id": "p1", "sku": "S1", "variant": "M", "name": "Shirt", "price": 6.25,
+                          "quantity": 2, "url": "https://s.example/p1", "image_url": "https://s.example/p1.jpg"}],
+        },
+    }  # fmt: skip
+
+    e = normalise(body)
+
+    assert e == Event(
+        kind=EventKind.ORDER_PLACED,
+        store_id=7,
+        message_id="m-1",
+        source="segment",
+        name="Order Completed",
+        at=datetime(2026, 1, 5, 9, 0, tzinfo=UTC),
+        received_at=RECEIVED,
+        anonymous_id="anon-1",
+        user_id="user-1",
+        email="a@b.example",
+        phone="+1 555",
+        cart_id="cart-1",
+        refs=("checkout:chk-1", "order:ord-1"),
+        order_id="ord-1",
+        change=CartChange.REPLACE,
+        items=(LineItem("p1", 2, 625, "S1", "M", "Shirt", "https://s.example/p1", "https://s.example/p1.jpg"),),
+        currency="EUR",
+        value=1250,
+        checkout_started=True,
+        restore_url="https://s.example/r",
+        timezone="Asia/Tokyo",
+        properties=e.properties,
+    )
+    assert e.items[0] == LineItem(
+        product_id="p1",
+        quantity=2,
+        price=625,
+        sku="S1",
+        variant="M",
+        name="Shirt",
+        url="https://s.example/p1",
+        image_url="https://s.example/p1.jpg",
+    )
+    assert e.properties["cart_id"] == "cart-1" and e.consent == {} and e.traits == {}
+
+
+@pytest.mark.parametrize(
+    ("body", "kind", "name"),
+    [
+        ({"type": "identify", "traits": {"email": "x@y.example", "consent": {"email": True}}}, EventKind.IDENTIFIED,
+         "identify"),
+        ({"type": "alias", "previousId": "old"}, EventKind.ALIASED, "alias"),
+        ({"type": "page", "name": "Home", "properties": {"path": "/"}}, EventKind.BROWSED, "page: Home"),
+        ({"type": "track", "event": "Song Played", "properties": {"path": "/"}}, EventKind.BROWSED, "Song Played"),
+    ],
+)  # fmt: skip
+def test_every_field_of_other_events_lands_in_the_field_of_its_name(
+    body: dict[str, Any], kind: EventKind, name: str
+) -> None:
+    body |= {"userId": "user-1", "messageId": "m-2", "context": {"timezone": "Asia/Tokyo"}}
+
+    e = normalise(body)
+
+    traits = body.get("traits", {})
+    expected_properties = {"previous_id": "old"} if kind is EventKind.ALIASED else body.get("properties", {})
+    assert e == Event(
+        kind=kind,
+        store_id=7,
+        message_id="m-2",
+        source="segment",
+        name=name,
+        at=RECEIVED,
+        received_at=RECEIVED,
+        user_id="user-1",
+        email=traits.get("email"),
+        timezone="Asia/Tokyo",
+        consent={"email": True} if traits else {},
+        traits=traits,
+        properties=expected_properties,
+    )
+
+
 def test_prices_sent_as_json_floats_become_exact_minor_units() -> None:
     # 0.1 + 0.2 style values: as floats, 19.99 * 100 == 1998.9999999999998 and 4.35 * 100 == 434.99999999999994.
     for price, minor in ((19.99, 1999), (4.35, 435), (0.07, 7), (1.005, 100), (1234567.89, 123456789)):

@@ -50,6 +50,8 @@ class Event(msgspec.Struct, frozen=True, omit_defaults=True, array_like=True):
 
     `at` is the event time (Segment's skew-corrected `timestamp`); `received_at` is the engine clock at ingest.
     `refs` are join keys between carts, checkouts and orders ("cart:…", "checkout:…", "token:…").
+    The field order is the stored format (`array_like`), and `segment.normalise` passes the fields positionally
+    in this order (for speed): a change here must be made there too (its tests check every field).
     """
 
     kind: EventKind
