@@ -96,7 +96,9 @@ def _report(day: Day, carts: list[dict[str, Any]], sent: int, seconds: float, da
     print(
         f"\n{'every cart reached the status its traffic implies' if not mismatched else f'{len(mismatched)} carts differ: {mismatched[:5]}'}"
     )
-    print(f"data kept in {data_dir}; explore it with: cartrecover serve --data-dir {data_dir}")
+    command = Path(sys.executable).with_name("cartrecover")
+    command_text = str(command) if command.exists() else "cartrecover"
+    print(f"data kept in {data_dir}; explore it with: {command_text} serve --data-dir {data_dir}")
 
 
 def _mismatches(day: Day, carts: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
