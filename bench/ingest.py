@@ -1,13 +1,14 @@
 """Ingest benchmark: a real `cartrecover serve` process, load from a separate process, raw SQLite beside it.
 
-    python bench/ingest.py [--events N] [--seconds S] [--batch-connections C] [--track-connections C]
+    python bench/ingest.py [--events N] [--seconds S] [--batch-connections C] [--track-connections C[,C...]]
                            [--mode default|ingest-only|both]
 
 Phases, in one run against one server per mode:
   batch-json  `/v1/batch`, 100 events per body, as segment-analytics-python sends them (Basic auth and
               `writeKey` in the body, `sentAt`, uuid4 messageIds)
   batch-gzip  the same events gzipped, as rudder-sdk-python sends them (Basic auth, Content-Encoding: gzip)
-  track       single `/v1/track` calls (Product Added), one per request, for `--seconds` at most
+  track       single `/v1/track` calls (Product Added), one per request, for `--seconds` at most; once per
+              value of `--track-connections` (a sweep: by Little's law latency grows with concurrency)
 Then the same rows (`(store_id, message_id, encode_event(event))`) are inserted into a fresh SQLite file with the
 same schema and pragmas, one transaction per 100 rows and in one transaction, and the ratios are printed.
 Finally the server is stopped and the events table is counted: it must hold exactly the events acknowledged.
@@ -158,20 +159,26 @@ def build_workloads(write_key: str, events: int, track_requests: int, args: argp
                 headers["Content-Encoding"] = "gzip"
             requests.append(_request("/v1/batch", body, headers))
         out.append(Workload(name, requests, BATCH_SIZE, args.batch_connections, args.seconds))
-    singles = _messages(write_key, track_requests, seed=99)
-    track = []
-    for single in singles:
-        m = {
-            **single,
-            "type": "track",
-            "event": "Product Added",
-            "properties": {**single.get("properties", {}), "cart_id": "cart_1", "product_id": "sku-1", "price": 19.99},
-        }
-        m.pop("name", None)
-        m.pop("traits", None)
-        headers = {"Content-Type": "application/json", "User-Agent": ua, "Authorization": basic}
-        track.append(_request("/v1/track", json.dumps(m).encode(), headers))
-    out.append(Workload("track", track, 1, args.track_connections, args.seconds))
+    for connections in args.track_connections:  # one phase per concurrency, each with its own messageIds
+        singles = _messages(write_key, track_requests, seed=99 + connections)
+        track = []
+        for single in singles:
+            m = {
+                **single,
+                "type": "track",
+                "event": "Product Added",
+                "properties": {
+                    **single.get("properties", {}),
+                    "cart_id": "cart_1",
+                    "product_id": "sku-1",
+                    "price": 19.99,
+                },
+            }
+            m.pop("name", None)
+            m.pop("traits", None)
+            headers = {"Content-Type": "application/json", "User-Agent": ua, "Authorization": basic}
+            track.append(_request("/v1/track", json.dumps(m).encode(), headers))
+        out.append(Workload("track", track, 1, connections, args.seconds))
     return out
 
 
@@ -419,7 +426,12 @@ def main() -> None:
     parser.add_argument("--track-requests", type=int, default=60_000, help="single /v1/track requests at most")
     parser.add_argument("--seconds", type=float, default=15.0, help="time limit per phase")
     parser.add_argument("--batch-connections", type=int, default=8)
-    parser.add_argument("--track-connections", type=int, default=32)
+    parser.add_argument(
+        "--track-connections",
+        type=lambda text: [int(c) for c in text.split(",")],
+        default=[32],
+        help="connections of the track phase; a list (4,8,16,32) runs one track phase per value",
+    )
     parser.add_argument("--mode", choices=("default", "ingest-only", "both"), default="both")
     args = parser.parse_args()
     print(
