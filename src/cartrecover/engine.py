@@ -150,7 +150,7 @@ class Engine:
         with self.database.write() as uow:
             due = uow.timers.pop_due(now, limit)
             for timer in due:
-                timeline.fire(uow, timer, self.rules_for(timer.store_id))
+                timeline.fire(uow, timer, self.context)
         return len(due)
 
     def catch_up(self, now: datetime | None = None) -> int:

@@ -23,7 +23,7 @@ def on_cart_activity(uow: UnitOfWork, event: Event, context: Context) -> None:
     changes = cart.catch_up(event.at, rules)
     if not cart.status.is_open:
         timeline.record_event(uow, cart, event, note=f"cart already {cart.status.value}")
-        timeline.save(uow, cart, changes, rules)
+        timeline.save(uow, cart, changes, context)
         return
     changes += cart.record_activity(event)
     timeline.record_event(uow, cart, event)
@@ -33,7 +33,7 @@ def on_cart_activity(uow: UnitOfWork, event: Event, context: Context) -> None:
         changes += cart.mark_ordered(order.order_id, order.value, order.placed_at, "order arrived before the cart")
         order.cart_id = cart.cart_id
         uow.orders.save(order)
-    timeline.save(uow, cart, changes, rules)
+    timeline.save(uow, cart, changes, context)
 
 
 def on_presence(uow: UnitOfWork, event: Event, context: Context) -> None:
@@ -43,7 +43,7 @@ def on_presence(uow: UnitOfWork, event: Event, context: Context) -> None:
     for cart in uow.carts.open_for_shopper(event.store_id, shopper_id):
         changes = cart.catch_up(event.at, rules)
         changes += cart.record_presence(event.at, event.name)
-        timeline.save(uow, cart, changes, rules)
+        timeline.save(uow, cart, changes, context)
 
 
 def on_order_placed(uow: UnitOfWork, event: Event, context: Context) -> None:
@@ -70,7 +70,7 @@ def on_order_placed(uow: UnitOfWork, event: Event, context: Context) -> None:
         timeline.record_event(uow, cart, event)
         why = "order placed" if cart is carts[0] else "order placed by the same shopper"
         changes += cart.mark_ordered(order_id, event.value, event.at, why)
-        timeline.save(uow, cart, changes, rules)
+        timeline.save(uow, cart, changes, context)
     if carts and order.cart_id is None:
         order.cart_id = carts[0].cart_id
     uow.orders.save(order)

@@ -44,8 +44,7 @@ def _update_profile(uow: UnitOfWork, event: Event, shopper_id: str, context: Con
     shopper.consent = {**shopper.consent, **event.consent}
     uow.shoppers.save(shopper)
     if event.email or event.phone:
-        rules = context.rules_for(event.store_id)
         for cart in uow.carts.open_for_shopper(event.store_id, shopper_id):
             if not cart.has_contact:
                 cart.has_contact = True
-                timeline.save(uow, cart, [], rules)
+                timeline.save(uow, cart, [], context)

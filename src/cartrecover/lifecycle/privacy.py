@@ -14,14 +14,13 @@ def on_shopper_redacted(uow: UnitOfWork, event: Event, context: Context) -> None
     The scrub covers every identity linked to the shopper (other devices' anonymous ids too), not only the ones
     the request names.
     """
-    rules = context.rules_for(event.store_id)
     shopper_ids = {s for kind, value in event.identities if (s := uow.shoppers.find(event.store_id, kind, value))}
     identities = set(event.identities)
     for shopper_id in shopper_ids:
         for cart in uow.carts.for_shopper(event.store_id, shopper_id):
             changes = cart.suppress(event.at, "shopper data erased")
             cart.restore_url = None
-            timeline.save(uow, cart, changes, rules)
+            timeline.save(uow, cart, changes, context)
         identities.update(uow.shoppers.erase(event.store_id, shopper_id))
     context.log.scrub(event.store_id, identities)
 

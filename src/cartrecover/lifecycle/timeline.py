@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from cartrecover.domain.cart import AbandonmentRules, Cart, CartStatus, StateChanged
+from cartrecover.domain.cart import Cart, CartStatus, StateChanged
 from cartrecover.domain.events import Event
+from cartrecover.lifecycle.context import Context
 from cartrecover.ports.timers import Timer
 from cartrecover.ports.unit_of_work import UnitOfWork
 
@@ -22,8 +23,9 @@ def record_event(uow: UnitOfWork, cart: Cart, event: Event, note: str | None = N
     uow.timeline.add(cart.store_id, cart.cart_id, event.at, "event", detail)
 
 
-def save(uow: UnitOfWork, cart: Cart, changes: list[StateChanged], rules: AbandonmentRules) -> None:
-    """Store the cart, its state changes and the timers its new state needs."""
+def save(uow: UnitOfWork, cart: Cart, changes: list[StateChanged], context: Context) -> None:
+    """Store the cart, its state changes and the timers its new state needs; tell the change hook."""
+    rules = context.rules_for(cart.store_id)
     uow.carts.save(cart)
     for change in changes:
         uow.timeline.add(
@@ -43,13 +45,16 @@ def save(uow: UnitOfWork, cart: Cart, changes: list[StateChanged], rules: Abando
             uow.timers.set(Timer(cart.store_id, cart.cart_id, EXPIRE, due))
         else:
             uow.timers.cancel(cart.store_id, cart.cart_id, EXPIRE)
+    for change in changes:
+        context.on_change(uow, cart, change)
 
 
-def fire(uow: UnitOfWork, timer: Timer, rules: AbandonmentRules) -> None:
+def fire(uow: UnitOfWork, timer: Timer, context: Context) -> None:
     """Apply a due timer at its own due time."""
+    rules = context.rules_for(timer.store_id)
     cart = uow.carts.get(timer.store_id, timer.cart_id)
     if cart is None:
         return
     changes = cart.mark_abandoned(timer.due, rules) if timer.kind == ABANDON else cart.expire(timer.due, rules)
     if changes:
-        save(uow, cart, changes, rules)
+        save(uow, cart, changes, context)
