@@ -7,12 +7,15 @@ without the PostgreSQL or NATS extras never imports their drivers.
 from __future__ import annotations
 
 import importlib
+import os
+import secrets
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from cartrecover.engine import Engine
 from cartrecover.errors import ConfigError
+from cartrecover.ports.channels import Sender
 from cartrecover.ports.clock import Clock
 from cartrecover.ports.eventlog import EventLog
 from cartrecover.ports.unit_of_work import Database
@@ -47,6 +50,45 @@ def open_event_log(settings: Settings) -> EventLog:
     return log
 
 
+_SENDERS: dict[str, tuple[str, str]] = {
+    "console": ("cartrecover.adapters.console.sender", "ConsoleSender"),
+    "file": ("cartrecover.adapters.console.sender", "ConsoleSender"),
+    "null": ("cartrecover.adapters.console.sender", "NullSender"),
+    "smtp": ("cartrecover.adapters.smtp.sender", "SmtpSender"),
+    "smtps": ("cartrecover.adapters.smtp.sender", "SmtpSender"),
+    "twilio": ("cartrecover.adapters.twilio.sender", "TwilioSender"),
+    "webpush": ("cartrecover.adapters.webpush.sender", "WebPushSender"),
+}
+
+
+def open_senders(settings: Settings) -> dict[str, Sender]:
+    """One sender per configured channel, chosen by its URL's scheme."""
+    senders = {}
+    for channel, url in settings.channels.items():
+        scheme = url.split(":", 1)[0]
+        if scheme not in _SENDERS:
+            raise ConfigError(
+                f"channels.{channel}: no sender for {scheme!r} URLs (known: {', '.join(sorted(_SENDERS))})"
+            )
+        module, name = _SENDERS[scheme]
+        senders[channel] = getattr(importlib.import_module(module), name).from_url(url, settings.data_dir)
+    return senders
+
+
+def load_secret(settings: Settings) -> bytes:
+    """The key that signs links and coupon codes: configured, or generated once into the data directory."""
+    if settings.secret_key:
+        return settings.secret_key.encode()
+    path = settings.data_dir / "secret.key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+            file.write(secrets.token_hex(32))
+    except FileExistsError:
+        pass  # made before (or by the process starting beside us): read it
+    return path.read_text().strip().encode()
+
+
 def make_clock(settings: Settings, start: datetime | None = None) -> Clock:
     """The system clock, or a manual one starting at `start` (default: now)."""
     from cartrecover.adapters.clock import ManualClock, SystemClock
@@ -60,6 +102,13 @@ def make_clock(settings: Settings, start: datetime | None = None) -> Clock:
 
 def build_engine(settings: Settings, start: datetime | None = None) -> Engine:
     """An engine wired from the settings, with the configured stores created or updated."""
-    engine = Engine(settings, open_database(settings), open_event_log(settings), make_clock(settings, start))
+    engine = Engine(
+        settings,
+        open_database(settings),
+        open_event_log(settings),
+        make_clock(settings, start),
+        senders=open_senders(settings),
+        secret=load_secret(settings),
+    )
     engine.sync_configured_stores()
     return engine

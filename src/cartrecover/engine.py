@@ -10,16 +10,21 @@ import hashlib
 import logging
 import secrets
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 
+from cartrecover.deliver.render import Renderer
 from cartrecover.domain.cart import AbandonmentRules
 from cartrecover.domain.events import Event
+from cartrecover.domain.links import LinkSigner
 from cartrecover.errors import ClockError, StoreError
+from cartrecover.flow import Journeys
 from cartrecover.lifecycle import timeline
 from cartrecover.lifecycle.context import Context
 from cartrecover.lifecycle.handlers import handle
+from cartrecover.ports.channels import Sender
 from cartrecover.ports.clock import Clock
 from cartrecover.ports.eventlog import EventLog
 from cartrecover.ports.stores import Store
@@ -86,13 +91,34 @@ class StoreDirectory:
 class Engine:
     """Ingest, lifecycle and clock over an event log and a state store."""
 
-    def __init__(self, settings: Settings, database: Database, log: EventLog, clock: Clock) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        log: EventLog,
+        clock: Clock,
+        *,
+        senders: Mapping[str, Sender] | None = None,
+        secret: bytes = b"",
+    ) -> None:
         self.settings = settings
         self.database = database
         self.log = log
         self.clock = clock
-        self.context = Context(rules_for=self.rules_for, log=log)
         self.stores = StoreDirectory(database)
+        self.signer = LinkSigner(secret or secrets.token_bytes(32))
+        templates = Path(settings.templates) if settings.templates else None
+        renderer = Renderer(self.signer, settings.resolved_public_url, templates)
+        self.journeys = Journeys(
+            settings,
+            database,
+            store_for=self.stores.by_id,
+            senders=senders or {},
+            renderer=renderer,
+            secret=secret,
+            manual_clock=clock.manual,
+        )
+        self.context = Context(rules_for=self.rules_for, log=log, on_change=self.journeys.on_cart_change)
 
     def rules_for(self, store_id: int) -> AbandonmentRules:
         """The abandonment rules of a store (the engine's defaults for now)."""
@@ -153,16 +179,20 @@ class Engine:
                 timeline.fire(uow, timer, self.context)
         return len(due)
 
+    def deliver_due(self, now: datetime | None = None) -> int:
+        """Send the journey steps due by `now` (guardrails checked at claim); returns how many were handled."""
+        return self.journeys.deliver_due(now or self.clock.now())
+
     def catch_up(self, now: datetime | None = None) -> int:
-        """Apply every logged event, then every timer due by `now`; returns how much was done."""
+        """Apply every logged event, every timer and every send due by `now`; returns how much was done."""
         now = now or self.clock.now()
         done = 0
-        while (n := self.process_pending()) or (n := self.fire_due(now)):
+        while (n := self.process_pending()) or (n := self.fire_due(now)) or (n := self.deliver_due(now)):
             done += n
         return done
 
     def advance_clock(self, when: datetime) -> int:
-        """Manual clock only: move to `when`, after which every event and timer due by then has been processed."""
+        """Manual clock only: move to `when`, after which every event, timer and send due by then is done."""
         advance = getattr(self.clock, "advance_to", None)
         if not self.clock.manual or advance is None:
             raise ClockError("the clock can only be moved when the engine runs with --clock manual")

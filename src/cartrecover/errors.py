@@ -9,6 +9,9 @@
     ├── RateLimited           the store sends faster than its limit: 429 with Retry-After
     ├── ClockError            the clock cannot be moved like that: 409
     ├── ConfigError           the settings are inconsistent
+    ├── DeliveryError         a channel could not deliver
+    │   ├── RetryableDelivery     try again later (provider down, throttled)
+    │   └── PermanentDelivery     never will (hard bounce, unsubscribed number): suppress the address
     └── StoreError            the backend failed: 503, the client retries
         └── StoreExists       a store with that name exists: 409
 
@@ -81,6 +84,20 @@ class ConfigError(CartRecoverError):
     """The settings are wrong."""
 
     code = "config"
+
+
+class DeliveryError(CartRecoverError):
+    """A channel could not deliver a message."""
+
+    code = "delivery"
+
+
+class RetryableDelivery(DeliveryError):
+    """Delivery failed for now; the step is retried with backoff."""
+
+
+class PermanentDelivery(DeliveryError):
+    """Delivery will never succeed to this address; it is suppressed on the channel."""
 
 
 class StoreError(CartRecoverError):

@@ -11,7 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from cartrecover.domain.cart import AbandonmentRules
+from cartrecover.domain.journey import Guardrails
 from cartrecover.errors import ConfigError
+from cartrecover.journey_settings import (
+    DEFAULT_CHANNELS,
+    DEFAULT_JOURNEY_CONFIG,
+    JourneyConfig,
+    parse_channels,
+    parse_guardrails,
+    parse_journey,
+)
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -57,7 +66,18 @@ class Settings:
     rate_burst: float = 20_000.0
     tick: float = 1.0  # seconds between timer sweeps on the system clock
     stores: tuple[StoreConfig, ...] = ()
+    public_url: str = ""  # where links in messages point (default: http://host:port)
+    secret_key: str = ""  # signs links and coupon codes; generated into <data_dir>/secret.key when empty
+    templates: str = ""  # a folder of templates that override the packaged ones
+    journey: JourneyConfig = DEFAULT_JOURNEY_CONFIG
+    guardrails: Guardrails = field(default_factory=Guardrails)
+    channels: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_CHANNELS))
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def resolved_public_url(self) -> str:
+        """The base of links in messages."""
+        return self.public_url or f"http://{self.host}:{self.port}"
 
     def __repr__(self) -> str:
         return f"Settings(database_url={self.resolved_database_url!r}, clock={self.clock!r}, stores={len(self.stores)})"
@@ -117,13 +137,20 @@ def _from_mapping(raw: dict[str, Any]) -> Settings:
     stores = tuple(
         StoreConfig(**{**s, "shopify_secrets": tuple(s.get("shopify_secrets", ()))}) for s in raw.get("stores", ())
     )
-    known = {f.name for f in fields(Settings)} - {"rules", "stores", "extra"}
+    known = {f.name for f in fields(Settings)} - {"rules", "stores", "extra", "journey", "guardrails", "channels"}
     unknown = set(engine) - known
     if unknown:
         raise ConfigError(f"unknown [engine] settings: {', '.join(sorted(unknown))}")
     if "data_dir" in engine:
         engine["data_dir"] = Path(engine["data_dir"])
     try:
-        return Settings(**engine, rules=rules, stores=stores)
+        return Settings(
+            **engine,
+            rules=rules,
+            stores=stores,
+            journey=parse_journey(raw.get("journey", {}), parse_duration),
+            guardrails=parse_guardrails(raw.get("guardrails", {}), parse_duration),
+            channels=parse_channels(raw.get("channels", {})),
+        )
     except TypeError as exc:
         raise ConfigError(str(exc)) from exc

@@ -136,6 +136,11 @@ class Cart:
         self.abandoned_at = at
         return [self._move(CartStatus.ABANDONED, at, "idle", closes=False)]
 
+    def start_recovery(self, at: datetime) -> StateChanged:
+        """The first message of its journey went out: the cart is being recovered."""
+        assert self.status is CartStatus.ABANDONED, "only an abandoned cart starts recovering"
+        return self._move(CartStatus.RECOVERING, at, "first message sent", closes=False)
+
     def mark_ordered(self, order_id: str, value: int | None, at: datetime, why: str) -> list[StateChanged]:
         """An order closes the cart: recovered if placed after abandonment, else converted.
 

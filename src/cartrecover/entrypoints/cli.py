@@ -67,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("file", type=Path)
     replay.add_argument("--store", help="the store to replay into (default: the only one)")
     replay.add_argument("--until", help="after the last event, move the clock on to this ISO time (fires timers)")
+    replay.add_argument("--send", action="store_true", help="really send journey messages (default: null channel)")
     replay.set_defaults(run=_replay)
 
     demo = sub.add_parser("demo", parents=[common], help="a generated day of shop traffic, end to end")
@@ -200,7 +201,7 @@ def _replay(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config, data_dir=Path(args.data_dir) if args.data_dir else None, clock="manual")
     until = parse_timestamp(args.until, "--until") if args.until else None
-    summary = replay_file(settings, args.file, args.store, until)
+    summary = replay_file(settings, args.file, args.store, until, send=args.send)
     print(json.dumps(summary, indent=2, default=str))
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -45,9 +46,15 @@ def load_calls(path: Path) -> list[tuple[datetime, int, segment.Message]]:
 
 
 def replay_file(
-    settings: Settings, path: Path, store_name: str | None, until: datetime | None = None
+    settings: Settings, path: Path, store_name: str | None, until: datetime | None = None, *, send: bool = False
 ) -> dict[str, Any]:
-    """Replay the file into a store; returns a summary (events, duplicates, carts by status, speed)."""
+    """Replay the file into a store; returns a summary (events, duplicates, carts by status, steps, speed).
+
+    Journeys run as they would have, but their messages go to the null channel unless `send`: replaying
+    history must not mail anyone.
+    """
+    if not send:
+        settings = replace(settings, channels=dict.fromkeys(settings.channels, "null"))
     calls = load_calls(path)
     if not calls:
         raise InvalidEvent(f"{path} has no calls")
@@ -76,6 +83,7 @@ def replay_file(
     elapsed = time.perf_counter() - started
     with engine.database.read() as uow:
         counts = uow.carts.count_by_status()
+        steps = uow.outbox.count_by_status()
     engine.close()
     return {
         "store": store.name,
@@ -84,6 +92,7 @@ def replay_file(
         "duplicates": len(calls) - new,
         "clock": engine.clock.now().isoformat(),
         "carts": counts,
+        "steps": steps,
         "seconds": round(elapsed, 2),
         "events_per_second": round(len(calls) / elapsed) if elapsed else None,
     }

@@ -30,7 +30,8 @@ def run_worker(settings: Settings, *, parent_pid: int | None = None, poll: float
                 logger.warning("the serving process is gone; stopping")
                 break
             try:
-                done = engine.process_pending() + engine.fire_due(engine.clock.now())
+                now = engine.clock.now()
+                done = engine.process_pending() + engine.fire_due(now) + engine.deliver_due(now)
             except CartRecoverError:
                 logger.exception("lifecycle step failed; retrying in 1 s")
                 stop.wait(1)

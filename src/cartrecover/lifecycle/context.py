@@ -16,6 +16,7 @@ ChangeHook = Callable[[UnitOfWork, Cart, StateChanged], None]
 def _nothing(uow: UnitOfWork, cart: Cart, change: StateChanged) -> None:
     """The default hook: state changes concern nobody else."""
 
+
 _NAMESPACE = uuid.UUID("6f1c2b55-4d3a-4c4e-9a57-3f8f1d2c9b10")
 
 

@@ -7,6 +7,7 @@ from typing import Protocol
 from cartrecover.ports.carts import Carts, Timeline
 from cartrecover.ports.eventlog import Checkpoints, DeadLetters
 from cartrecover.ports.orders import Orders
+from cartrecover.ports.outbox import Outbox, Suppressions
 from cartrecover.ports.shoppers import Shoppers
 from cartrecover.ports.stores import Stores
 from cartrecover.ports.timers import Timers
@@ -23,6 +24,8 @@ class UnitOfWork(Protocol):
     shoppers: Shoppers
     orders: Orders
     stores: Stores
+    outbox: Outbox
+    suppressions: Suppressions
 
     def erase_store_data(self, store_id: int) -> None:
         """Delete everything the state store keeps about the store's shoppers (carts, orders, timelines, profiles)."""

@@ -35,9 +35,11 @@ def run_demo(data_dir: Path | None = None, shoppers: int = 400, seed: int = 7) -
     with _server(data_dir) as base, httpx.Client(base_url=base, timeout=60) as http:
         admin = {"Authorization": f"Bearer {keys['admin_key']}"}
         sent, seconds = _send_day(http, keys["write_key"], admin, day, start)
-        _post(http, "/api/v1/clock", {"now": _iso(start + timedelta(hours=25))}, admin)
+        _post(http, "/api/v1/clock", {"now": _iso(start + timedelta(days=4))}, admin)  # the whole journey
         carts = _all_carts(http, admin)
+        stopped = _a_journey_stopped_by_an_order(http, admin, carts)
     _report(day, carts, sent, seconds, data_dir)
+    _report_messages(data_dir, stopped)
     return 0 if _agrees(day, carts) else 1
 
 
@@ -80,7 +82,7 @@ def _report(day: Day, carts: list[dict[str, Any]], sent: int, seconds: float, da
         f"{day.browsers} visitors only browsed\n"
     )
     print(f"{'cart status':<14}{'engine':>8}{'expected':>10}{'value':>14}")
-    for status in ("active", "abandoned", "recovered", "converted", "expired"):
+    for status in ("active", "abandoned", "recovering", "recovered", "converted", "expired"):
         value = sum(c["value"] for c in carts if c["status"] == status) / 100
         print(f"{status:<14}{by_status.get(status, 0):>8}{expected.get(status, 0):>10}{value:>14,.2f}")
     abandoned = sorted((c for c in carts if c["status"] == "abandoned"), key=lambda c: -c["value"])
@@ -99,6 +101,40 @@ def _report(day: Day, carts: list[dict[str, Any]], sent: int, seconds: float, da
     command = Path(sys.executable).with_name("cartrecover")
     command_text = str(command) if command.exists() else "cartrecover"
     print(f"data kept in {data_dir}; explore it with: {command_text} serve --data-dir {data_dir}")
+
+
+def _a_journey_stopped_by_an_order(
+    http: httpx.Client, admin: dict[str, str], carts: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The timeline of a recovered cart that got a message before its order cancelled the rest."""
+    for cart in carts:
+        if cart["status"] != "recovered":
+            continue
+        detail: dict[str, Any] = http.get(f"/api/v1/carts/{cart['id']}", headers=admin).json()
+        kinds = [(e["kind"], e.get("status")) for e in detail["timeline"]]
+        if ("message", "sent") in kinds and ("step", "cancelled") in kinds:
+            return detail
+    return None
+
+
+def _report_messages(data_dir: Path, stopped: dict[str, Any] | None) -> None:
+    path = data_dir / "messages.jsonl"
+    messages = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    by_step = Counter((m["step_id"].rsplit("#", 1)[1], m["channel"]) for m in messages)
+    names = {"0": "reminder (1 h)", "1": "second reminder (24 h)", "2": "last chance (72 h)"}
+    print(f"\nmessages sent through the console channel: {len(messages)} (all in {path})")
+    for (number, channel), count in sorted(by_step.items()):
+        print(f"  {names.get(number, number):<24} {channel:<6} {count:>5}")
+    for message in messages[:3]:
+        print(f"  e.g. [{message['channel']}] to {message['to']}: {message['subject']}")
+    if stopped is not None:
+        print(f"\na journey stopped by an order — cart {stopped['id']}:")
+        for entry in stopped["timeline"]:
+            if entry["kind"] == "event":
+                continue
+            what = entry.get("to") or entry.get("status") or entry.get("policy")
+            why = entry.get("reason") or entry.get("step") or ""
+            print(f"  {entry['at'][:19]}  {entry['kind']:<9} {what!s:<22} {why}")
 
 
 def _mismatches(day: Day, carts: list[dict[str, Any]]) -> list[tuple[str, str, str]]:

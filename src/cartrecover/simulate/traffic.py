@@ -2,7 +2,8 @@
 
 Shoppers arrive through the day (busier in the evening), browse, and some fill a cart. Each cart gets a fate:
 bought at once, abandoned, abandoned and bought later on the same device, or bought later on another device
-after signing in. The fates are the truth the demo checks the engine against.
+after signing in. The fates are the truth the demo checks the engine against: an abandoned cart of a shopper who
+signed in (with email consent) gets the default journey's first reminder and ends the day recovering.
 """
 
 from __future__ import annotations
@@ -107,6 +108,8 @@ class _Visitor:
             self._identify()
             self._call("track", event="Checkout Started", properties=self._cart_properties())
         if fate == "abandoned":
+            # Signed in with consent: the first reminder (an hour after abandonment) goes out, so it is recovering.
+            self.day.fates[self.cart_id] = "recovering" if self.signed_in else "abandoned"
             return
         self.now = min(self.now + timedelta(minutes=self.rng.randint(75, 360)), closing)
         if fate == "recovered_other_device":

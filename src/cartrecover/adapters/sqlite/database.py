@@ -9,6 +9,7 @@ from cartrecover.adapters.sqlite.carts import SqliteCarts, SqliteTimeline
 from cartrecover.adapters.sqlite.connections import Connections, Transaction, path_of
 from cartrecover.adapters.sqlite.eventlog import SqliteCheckpoints, SqliteDeadLetters
 from cartrecover.adapters.sqlite.orders import SqliteOrders
+from cartrecover.adapters.sqlite.outbox import SqliteOutbox, SqliteSuppressions
 from cartrecover.adapters.sqlite.shoppers import SqliteShoppers
 from cartrecover.adapters.sqlite.stores import SqliteStores
 from cartrecover.adapters.sqlite.timers import SqliteTimers
@@ -27,10 +28,23 @@ class SqliteUnitOfWork:
         self.shoppers = SqliteShoppers(conn)
         self.orders = SqliteOrders(conn)
         self.stores = SqliteStores(conn)
+        self.outbox = SqliteOutbox(conn)
+        self.suppressions = SqliteSuppressions(conn)
 
     def erase_store_data(self, store_id: int) -> None:
         """Delete every row about the store's shoppers; the store and its keys stay."""
-        for table in ("carts", "cart_refs", "timeline", "timers", "identities", "shoppers", "orders", "order_refs"):
+        tables = (
+            "carts",
+            "cart_refs",
+            "timeline",
+            "timers",
+            "identities",
+            "shoppers",
+            "orders",
+            "order_refs",
+            "outbox",
+        )
+        for table in (*tables, "suppressions"):
             self.conn.execute(f"DELETE FROM {table} WHERE store_id=?", (store_id,))
 
 

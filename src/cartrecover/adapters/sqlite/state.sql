@@ -52,3 +52,16 @@ CREATE TABLE IF NOT EXISTS order_refs (
     store_id INTEGER NOT NULL, ref TEXT NOT NULL, order_id TEXT NOT NULL,
     PRIMARY KEY (store_id, ref, order_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+    store_id INTEGER NOT NULL, step_id TEXT NOT NULL, cart_id TEXT NOT NULL, shopper_id TEXT NOT NULL,
+    status TEXT NOT NULL, due_us INTEGER NOT NULL, lease_us INTEGER, sent_us INTEGER, body BLOB NOT NULL,
+    PRIMARY KEY (store_id, step_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, due_us);
+CREATE INDEX IF NOT EXISTS outbox_leases ON outbox (status, lease_us);
+CREATE INDEX IF NOT EXISTS outbox_by_cart ON outbox (store_id, cart_id);
+CREATE INDEX IF NOT EXISTS outbox_sent ON outbox (store_id, shopper_id, sent_us);
+CREATE TABLE IF NOT EXISTS suppressions (
+    store_id INTEGER NOT NULL, channel TEXT NOT NULL, address TEXT NOT NULL, reason TEXT NOT NULL, at_us INTEGER NOT NULL,
+    PRIMARY KEY (store_id, channel, address)
+) WITHOUT ROWID;

@@ -1,0 +1,1 @@
+"""Deliver: render claimed steps and hand them to their channel; record what happened."""

@@ -1,0 +1,99 @@
+"""Sending claimed steps and recording what happened, in the transaction after the send.
+
+Sent: the step is done and the cart is RECOVERING. Retryable failure: the step waits with exponential
+backoff, and after `max_attempts` becomes a dead letter with its reason (listable and replayable).
+Permanent failure: the address is suppressed on that channel and the step is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cartrecover.domain.cart import CartStatus
+from cartrecover.domain.contact import address_key
+from cartrecover.domain.journey import StepStatus
+from cartrecover.errors import DeliveryError, PermanentDelivery, RetryableDelivery
+from cartrecover.ports.channels import OutboundMessage, Sender
+from cartrecover.ports.outbox import Claim
+from cartrecover.ports.unit_of_work import UnitOfWork
+
+logger = logging.getLogger("cartrecover.deliver")
+BACKOFF = timedelta(minutes=1)
+MAX_BACKOFF = timedelta(hours=4)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What sending one claim came to."""
+
+    claim: Claim
+    provider_id: str | None = None
+    error: DeliveryError | None = None
+
+
+def send(claim: Claim, render: Callable[[Claim], OutboundMessage], senders: Mapping[str, Sender]) -> Outcome:
+    """Render and send one claim; a failure becomes an outcome, never an exception."""
+    channel = claim.step.channel.value if claim.step.channel else ""
+    sender = senders.get(channel)
+    if sender is None:
+        return Outcome(claim, error=PermanentDelivery(f"no {channel} channel is configured"))
+    try:
+        return Outcome(claim, provider_id=sender.send(render(claim)))
+    except DeliveryError as exc:
+        return Outcome(claim, error=exc)
+    except Exception as exc:  # a bug in a template or adapter must not lose the step: retry, then dead letter
+        logger.exception("sending step %s failed unexpectedly", claim.step.step_id)
+        return Outcome(claim, error=RetryableDelivery(f"{type(exc).__name__}: {exc}"))
+
+
+def record(uow: UnitOfWork, outcome: Outcome, now: datetime, max_attempts: int) -> None:
+    """Settle the step after its send: sent, retried later, dead, or skipped with the address suppressed."""
+    step, at = outcome.claim.step, outcome.claim.at
+    step.lease_until = None
+    channel = step.channel.value if step.channel else ""
+    if outcome.error is None:
+        step.status, step.sent_at, step.provider_id, step.reason = StepStatus.SENT, at, outcome.provider_id, None
+        _start_recovering(uow, outcome.claim, at)
+        _note(uow, outcome.claim, at, "sent", channel=channel, message_id=step.message_id, coupon=step.coupon)
+    elif isinstance(outcome.error, PermanentDelivery):
+        step.status, step.reason, step.sent_at = StepStatus.SKIPPED, outcome.error.message, None
+        key = address_key(channel, outcome.claim.address)
+        uow.suppressions.add(step.store_id, channel, key, outcome.error.message, now)
+        _note(uow, outcome.claim, at, "failed permanently; address suppressed", reason=outcome.error.message)
+    elif step.attempts >= max_attempts:
+        step.status, step.reason, step.sent_at = StepStatus.DEAD, outcome.error.message, None
+        _note(uow, outcome.claim, at, "dead letter", reason=outcome.error.message, attempts=step.attempts)
+    else:
+        step.status, step.reason, step.sent_at = StepStatus.SCHEDULED, outcome.error.message, None
+        step.due_at = now + min(BACKOFF * 4 ** (step.attempts - 1), MAX_BACKOFF)
+        _note(uow, outcome.claim, at, "retrying", reason=outcome.error.message, next_attempt=step.due_at)
+    uow.outbox.save(step)
+
+
+def _start_recovering(uow: UnitOfWork, claim: Claim, at: datetime) -> None:
+    cart = uow.carts.get(claim.step.store_id, claim.step.cart_id)
+    if cart is not None and cart.status is CartStatus.ABANDONED:
+        change = cart.start_recovery(at)
+        uow.carts.save(cart)
+        uow.timeline.add(
+            cart.store_id,
+            cart.cart_id,
+            at,
+            "state",
+            {"from": change.before.value, "to": change.after.value, "reason": change.reason},
+        )
+
+
+def _note(uow: UnitOfWork, claim: Claim, at: datetime, status: str, **detail: object) -> None:
+    step = claim.step
+    entry = {
+        "step": step.name,
+        "status": status,
+        "channel": step.channel.value if step.channel else None,
+        "attempt": step.attempts,
+        **{k: v for k, v in detail.items() if v is not None},
+    }
+    uow.timeline.add(step.store_id, step.cart_id, at, "message", entry)

@@ -1,0 +1,79 @@
+"""A cart's journey on one screen: which state change starts or stops it, and how due steps go out.
+
+cart becomes ABANDONED            → decide.rules.plan → schedule.journeys.start   (same transaction)
+ABANDONED/RECOVERING → any other  → schedule.journeys.stop                         (same transaction)
+due steps                         → schedule.claim.claim_due   (transaction 1: every guardrail checked)
+                                  → deliver.outcomes.send      (no transaction: the channel is called)
+                                  → deliver.outcomes.record    (transaction 2: sent, retry, dead, suppress)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from functools import cache
+
+from cartrecover.decide import rules
+from cartrecover.deliver import outcomes
+from cartrecover.deliver.render import Brand, Renderer
+from cartrecover.domain.cart import Cart, CartStatus, StateChanged
+from cartrecover.domain.journey import Journey
+from cartrecover.ports.channels import OutboundMessage, Sender
+from cartrecover.ports.outbox import Claim
+from cartrecover.ports.stores import Store
+from cartrecover.ports.unit_of_work import Database, UnitOfWork
+from cartrecover.schedule import claim, journeys
+from cartrecover.settings import Settings
+
+LEASE = timedelta(minutes=5)
+LINKS_VALID_FOR = timedelta(days=30)
+JOURNEY_RUNNING = (CartStatus.ABANDONED, CartStatus.RECOVERING)
+
+
+class Journeys:
+    """Plans journeys when carts are abandoned, stops them when carts move on, and delivers due steps."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        *,
+        store_for: Callable[[int], Store | None],
+        senders: Mapping[str, Sender],
+        renderer: Renderer,
+        secret: bytes,
+        manual_clock: bool,
+    ) -> None:
+        self._settings, self._database, self._store_for = settings, database, store_for
+        self._senders, self._renderer, self._secret, self._manual = senders, renderer, secret, manual_clock
+        self.journey_for_currency: Callable[[str], Journey] = cache(settings.journey.for_currency)
+
+    def on_cart_change(self, uow: UnitOfWork, cart: Cart, change: StateChanged) -> None:
+        """The change hook: start a journey on abandonment, stop it when the cart leaves abandonment."""
+        if change.after is CartStatus.ABANDONED:
+            store = self._store_for(cart.store_id)
+            journey = self.journey_for_currency(cart.currency or (store.currency if store else "USD"))
+            decision = rules.plan(cart, journey, self._settings.guardrails)
+            journeys.start(uow, cart, decision.policy, decision.steps, decision.reasons)
+        elif change.before in JOURNEY_RUNNING and change.after not in JOURNEY_RUNNING:
+            journeys.stop(uow, cart, change.at, f"journey stopped: {change.reason}")
+
+    def deliver_due(self, now: datetime, limit: int = 200) -> int:
+        """Claim, send and record up to `limit` due steps; returns how many steps were handled."""
+        with self._database.write() as uow:
+            claims, handled = claim.claim_due(uow, now, limit, LEASE, self._policy, at_due=self._manual)
+        sent = [outcomes.send(c, self._render, self._senders) for c in claims]
+        if sent:
+            with self._database.write() as uow:
+                for outcome in sent:
+                    outcomes.record(uow, outcome, now, self._settings.guardrails.max_attempts)
+        return handled
+
+    def _policy(self, store_id: int) -> claim.Policy:
+        store = self._store_for(store_id)
+        return claim.Policy(self._settings.guardrails, store.timezone if store else "UTC", self._secret)
+
+    def _render(self, found: Claim) -> OutboundMessage:
+        store = self._store_for(found.step.store_id)
+        brand = Brand(store.name if store else "our shop", store.currency if store else "USD")
+        return self._renderer.render(found, brand, expires=found.at + LINKS_VALID_FOR)
