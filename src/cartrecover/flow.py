@@ -9,7 +9,7 @@ due steps                         → schedule.claim.claim_due   (transaction 1:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import cache
 
@@ -17,7 +17,7 @@ from cartrecover.decide import rules
 from cartrecover.deliver import outcomes
 from cartrecover.deliver.render import Brand, Renderer
 from cartrecover.domain.cart import Cart, CartStatus, StateChanged
-from cartrecover.domain.journey import Journey
+from cartrecover.domain.journey import Journey, Step
 from cartrecover.ports.channels import OutboundMessage, Sender
 from cartrecover.ports.outbox import Claim
 from cartrecover.ports.stores import Store
@@ -68,6 +68,18 @@ class Journeys:
                 for outcome in sent:
                     outcomes.record(uow, outcome, now, self._settings.guardrails.max_attempts)
         return handled
+
+    def dead_letters(self, store_id: int | None, limit: int = 1000) -> list[Step]:
+        """Steps whose retries ran out, newest first."""
+        with self._database.read() as uow:
+            return uow.outbox.dead(store_id, limit)
+
+    def replay_dead(self, store_id: int | None, step_ids: Sequence[str] | None, now: datetime) -> int:
+        """Schedule dead letters again now (all of them, or the ones named); returns how many."""
+        with self._database.write() as uow:
+            dead = uow.outbox.dead(store_id, 100_000)
+            chosen = [s for s in dead if step_ids is None or s.step_id in step_ids]
+            return sum(journeys.requeue(uow, step, now) for step in chosen)
 
     def _policy(self, store_id: int) -> claim.Policy:
         store = self._store_for(store_id)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from cartrecover.bootstrap import make_clock, open_database, open_event_log
+from cartrecover.domain.events import Event, EventKind
 from cartrecover.domain.journey import Guardrails, StepStatus
 from cartrecover.engine import Engine
 from cartrecover.errors import PermanentDelivery, RetryableDelivery
@@ -322,3 +323,84 @@ def test_the_timeline_shows_the_decision_each_message_and_each_skip(engine: Engi
         "last-chance",
     ]
     assert any("no incentive" in reason for reason in decision["reasons"])
+
+
+def test_a_dead_letter_replayed_once_the_provider_is_back_is_sent_once(
+    tmp_path: Path, email: Recorder, sms: Recorder
+) -> None:
+    engine = build(tmp_path, email, sms, guardrails=Guardrails(max_attempts=1))
+    shop = add_shop(engine)
+    cart_id, _ = abandon(engine, shop)
+    email.fail_with = RetryableDelivery("connection refused")
+    engine.advance_clock(START + 2 * HOUR)
+    (dead,) = engine.journeys.dead_letters(shop.store_id)
+    email.fail_with = None
+
+    assert engine.journeys.replay_dead(shop.store_id, [dead.step_id], engine.clock.now()) == 1
+    assert engine.journeys.replay_dead(shop.store_id, [dead.step_id], engine.clock.now()) == 0
+    engine.advance_clock(START + 2 * HOUR + timedelta(minutes=1))
+
+    assert [m.message_id for m in email.sent] == [dead.message_id]
+    assert engine.journeys.dead_letters(shop.store_id) == []
+    assert steps(engine, shop, cart_id)["reminder"] is StepStatus.SENT
+    engine.close()
+
+
+def test_unsubscribing_from_email_stops_email_only(tmp_path: Path, email: Recorder, sms: Recorder) -> None:
+    engine = build(tmp_path, email, sms, guardrails=Guardrails(quiet_hours={}))
+    shop = add_shop(engine)
+    cart_id, _ = abandon(engine, shop, consent={"email": True, "sms": True}, phone="+4915112345678", price=20000)
+    engine.advance_clock(START + 2 * HOUR)
+    (first,) = email.sent
+    step_id = first.step_id
+
+    engine.append(
+        [
+            Event(
+                kind=EventKind.UNSUBSCRIBED,
+                store_id=shop.store_id,
+                message_id="unsub-1",
+                source="link",
+                name="unsubscribe",
+                at=START + 3 * HOUR,
+                received_at=START + 3 * HOUR,
+                properties={"channel": "email", "reason": "one-click unsubscribe", "step_id": step_id},
+            )
+        ]
+    )
+    engine.advance_clock(START + 4 * 24 * HOUR)
+
+    assert len(email.sent) == 1  # the second reminder (email only) is skipped
+    assert len(sms.sent) == 1  # the last chance prefers SMS, still allowed
+    assert steps(engine, shop, cart_id) == {
+        "reminder": StepStatus.SENT,
+        "second-reminder": StepStatus.SKIPPED,
+        "last-chance": StepStatus.SENT,
+    }
+    engine.close()
+
+
+def test_a_click_on_a_restore_link_goes_on_the_timeline(engine: Engine, shop: Shop, email: Recorder) -> None:
+    cart_id, _ = abandon(engine, shop)
+    engine.advance_clock(START + 2 * HOUR)
+    step_id = email.sent[0].step_id
+
+    engine.append(
+        [
+            Event(
+                kind=EventKind.MESSAGE_CLICKED,
+                store_id=shop.store_id,
+                message_id="click-1",
+                source="link",
+                name="click",
+                at=START + 2 * HOUR + timedelta(minutes=5),
+                received_at=START + 2 * HOUR + timedelta(minutes=5),
+                properties={"step_id": step_id, "channel": "email"},
+            )
+        ]
+    )
+    engine.advance_clock(START + 3 * HOUR)
+
+    with engine.database.read() as uow:
+        clicks = [e for e in uow.timeline.for_cart(shop.store_id, cart_id) if e["kind"] == "click"]
+    assert [(c["step"], c["channel"]) for c in clicks] == [("reminder", "email")]

@@ -21,6 +21,8 @@ class EventKind(enum.StrEnum):
     SHOPPER_REDACTED = "shopper_redacted"
     STORE_REDACTED = "store_redacted"
     DATA_REQUESTED = "data_requested"
+    MESSAGE_CLICKED = "message_clicked"  # properties: step_id, channel
+    UNSUBSCRIBED = "unsubscribed"  # properties: channel, reason, step_id (when from a link); phone/email: the address
 
 
 class CartChange(enum.StrEnum):

@@ -10,8 +10,9 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from cartrecover.errors import CartRecoverError
+from cartrecover.errors import CartRecoverError, ConfigError
 from cartrecover.settings import StoreConfig, load_settings
 
 
@@ -60,6 +61,17 @@ def _parser() -> argparse.ArgumentParser:
     listing = stores.add_parser("list", parents=[common], help="list stores (no secrets)")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(run=_stores_list)
+
+    dead = sub.add_parser("dead-letters", help="messages whose retries ran out").add_subparsers(metavar="ACTION")
+    dead_list = dead.add_parser("list", parents=[common], help="list dead letters with their reasons")
+    dead_list.add_argument("--store", help="only this store's")
+    dead_list.add_argument("--json", action="store_true")
+    dead_list.set_defaults(run=_dead_list)
+    dead_replay = dead.add_parser("replay", parents=[common], help="send dead letters again (guardrails re-checked)")
+    dead_replay.add_argument("step_ids", nargs="*", help="the steps to replay")
+    dead_replay.add_argument("--all", action="store_true", help="replay every dead letter")
+    dead_replay.add_argument("--store", help="only this store's")
+    dead_replay.set_defaults(run=_dead_replay)
 
     replay = sub.add_parser(
         "replay", parents=[common], help="replay Segment events from a JSONL file, in event-time order"
@@ -193,6 +205,55 @@ def _stores_list(args: argparse.Namespace) -> int:
         for row in rows:
             print(f"{row['store_id']:>4}  {row['name']:30s} {row['timezone']:20s} {row['currency']}")
     return 0
+
+
+def _dead_list(args: argparse.Namespace) -> int:
+    from cartrecover.bootstrap import build_engine
+
+    engine = build_engine(load_settings(args.config, data_dir=Path(args.data_dir) if args.data_dir else None))
+    store_id = _store_id(engine, args.store)
+    rows = [
+        {
+            "step_id": s.step_id,
+            "store_id": s.store_id,
+            "cart_id": s.cart_id,
+            "step": s.name,
+            "channel": s.channel.value if s.channel else None,
+            "attempts": s.attempts,
+            "reason": s.reason,
+        }
+        for s in engine.journeys.dead_letters(store_id)
+    ]
+    engine.close()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            print(f"{row['step_id']}  {row['channel'] or '-':6} attempts {row['attempts']}  {row['reason']}")
+        print(f"{len(rows)} dead letter(s)")
+    return 0
+
+
+def _dead_replay(args: argparse.Namespace) -> int:
+    from cartrecover.bootstrap import build_engine
+
+    if not args.step_ids and not args.all:
+        print("cartrecover: name the steps to replay, or pass --all", file=sys.stderr)
+        return 2
+    engine = build_engine(load_settings(args.config, data_dir=Path(args.data_dir) if args.data_dir else None))
+    count = engine.journeys.replay_dead(_store_id(engine, args.store), args.step_ids or None, engine.clock.now())
+    engine.close()
+    print(f"{count} dead letter(s) scheduled again")
+    return 0
+
+
+def _store_id(engine: Any, name: str | None) -> int | None:
+    if name is None:
+        return None
+    store = engine.stores.by_name(name)
+    if store is None:
+        raise ConfigError(f"no store named {name!r}")
+    return int(store.store_id)
 
 
 def _replay(args: argparse.Namespace) -> int:

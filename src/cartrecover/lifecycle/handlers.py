@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from cartrecover.domain.events import Event, EventKind
-from cartrecover.lifecycle import carts, identity, privacy
+from cartrecover.lifecycle import carts, consent, identity, privacy
 from cartrecover.lifecycle.context import Context
 from cartrecover.ports.unit_of_work import UnitOfWork
 
@@ -21,6 +21,8 @@ HANDLERS: dict[EventKind, tuple[Handler, ...]] = {
     EventKind.SHOPPER_REDACTED: (privacy.on_shopper_redacted,),
     EventKind.STORE_REDACTED: (privacy.on_store_redacted,),
     EventKind.DATA_REQUESTED: (),  # kept in the event log as the record of the request
+    EventKind.MESSAGE_CLICKED: (consent.on_clicked,),
+    EventKind.UNSUBSCRIBED: (consent.on_unsubscribed,),
 }
 
 

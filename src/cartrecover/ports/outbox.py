@@ -37,6 +37,10 @@ class Outbox(Protocol):
         """
         ...
 
+    def get(self, store_id: int, step_id: str) -> Step | None:
+        """The step, or None."""
+        ...
+
     def save(self, step: Step) -> None:
         """Write the step's new state."""
         ...

@@ -41,3 +41,13 @@ def stop(uow: UnitOfWork, cart: Cart, at: datetime, reason: str) -> int:
             )
             cancelled += 1
     return cancelled
+
+
+def requeue(uow: UnitOfWork, step: Step, now: datetime) -> bool:
+    """Replay a dead letter: schedule it now with fresh attempts (the claim checks every guardrail again)."""
+    if step.status is not StepStatus.DEAD:
+        return False
+    step.status, step.due_at, step.attempts, step.reason = StepStatus.SCHEDULED, now, 0, "replayed from dead letters"
+    uow.outbox.save(step)
+    uow.timeline.add(step.store_id, step.cart_id, now, "step", {"step": step.name, "status": "replayed"})
+    return True

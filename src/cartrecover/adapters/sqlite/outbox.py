@@ -58,6 +58,13 @@ class SqliteOutbox:
         ordered = sorted(rows + stale, key=lambda row: row[1])[:limit]
         return [_decoder.decode(body) for body, _ in ordered]
 
+    def get(self, store_id: int, step_id: str) -> Step | None:
+        """The step, or None."""
+        row = self._conn.execute(
+            "SELECT body FROM outbox WHERE store_id=? AND step_id=?", (store_id, step_id)
+        ).fetchone()
+        return _decoder.decode(row[0]) if row else None
+
     def save(self, step: Step) -> None:
         """Write the step's state."""
         self._conn.execute(f"INSERT OR REPLACE INTO outbox ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", _row(step))
