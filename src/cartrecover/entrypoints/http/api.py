@@ -71,7 +71,7 @@ async def list_carts(
 
 @get("/api/v1/carts/{cart_id:str}", summary="One cart with its timeline", **_DOC)  # type: ignore[arg-type]
 async def show_cart(request: Request, cart_id: FromPath[str]) -> Response[bytes]:  # type: ignore[type-arg]
-    """The cart, its lines and its timeline of events and state changes."""
+    """The cart, its lines, its journey's steps, and its timeline of events, state changes, decisions and messages."""
     store = admin_store(request)
     rt = runtime(request)
     with rt.engine.database.read() as uow:
@@ -79,10 +79,25 @@ async def show_cart(request: Request, cart_id: FromPath[str]) -> Response[bytes]
         if cart is None:
             raise NotFound(f"no cart {cart_id!r} in this store")
         entries = uow.timeline.for_cart(store.store_id, cart_id)
+        steps = uow.outbox.for_cart(store.store_id, cart_id)
     detail = cart_summary(cart, store.currency)
     detail["lines"] = [line_of(item) for item in cart.items]
     detail["restore_url"] = cart.restore_url
     detail["timeline"] = entries
+    detail["steps"] = [
+        {
+            "step": s.name,
+            "status": s.status.value,
+            "due_at": s.due_at,
+            "channel": s.channel.value if s.channel else None,
+            "attempts": s.attempts,
+            "sent_at": s.sent_at,
+            "message_id": s.message_id,
+            "coupon": s.coupon,
+            "reason": s.reason,
+        }
+        for s in steps
+    ]
     return json_response(detail)
 
 

@@ -25,6 +25,12 @@ class Metrics:
         )
         self.lag = Gauge("cartrecover_lifecycle_lag_events", "Logged events not yet applied", registry=self.registry)
         self.carts = Gauge("cartrecover_carts", "Carts by status", ["status"], registry=self.registry)
+        self.steps = Gauge(
+            "cartrecover_journey_steps",
+            "Journey steps by status (sent, skipped, dead, …)",
+            ["status"],
+            registry=self.registry,
+        )
 
 
 @get("/healthz", summary="Liveness and readiness", tags=["ops"])
@@ -43,8 +49,11 @@ async def metrics(request: Request) -> Response[bytes]:  # type: ignore[type-arg
     collectors.lag.set(rt.engine.lag())
     with rt.engine.database.read() as uow:
         counts = uow.carts.count_by_status()
+        steps = uow.outbox.count_by_status()
     for status, count in counts.items():
         collectors.carts.labels(status=status).set(count)
+    for status, count in steps.items():
+        collectors.steps.labels(status=status).set(count)
     return Response(generate_latest(collectors.registry), media_type=CONTENT_TYPE_LATEST)
 
 
