@@ -1,4 +1,5 @@
-"""Litestar's per-request cost on /v1/track against a bare ASGI callable doing the same work, in process.
+"""Litestar's per-request cost on /v1/track against a bare ASGI callable doing the same work, in process,
+and `IngestFastPath` (what `cartrecover serve` answers /v1/* with).
 
     python bench/asgi_overhead.py
 
@@ -16,6 +17,7 @@ from pathlib import Path
 from cartrecover.bootstrap import build_engine
 from cartrecover.entrypoints.http import common
 from cartrecover.entrypoints.http.app import create_app
+from cartrecover.entrypoints.http.ingest import IngestFastPath
 from cartrecover.ingest import segment
 from cartrecover.settings import StoreConfig, load_settings
 
@@ -127,9 +129,11 @@ async def main():
     task = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, lrecv, lsend))
     await asyncio.sleep(0.2)
     app.state.runtime.writer = FakeWriter()
+    fast = IngestFastPath(app)
     for r in range(3):
         print(
             f"round {r}: litestar {await run(app, 10000):.1f} us/req   minimal {await run(minimal, 10000):.1f} us/req"
+            f"   IngestFastPath {await run(fast, 10000):.1f} us/req"
         )
     await q.put({"type": "lifespan.shutdown"})
     await task
