@@ -227,6 +227,8 @@ class Engine:
             woocommerce_secret=keys["woocommerce_secret"],
             timezone=config.timezone,
             currency=config.currency,
+            restore_url=config.restore_url,
+            coupon_style=config.coupon_style,
         )
         with self.database.write() as uow:
             store = uow.stores.add(store)
@@ -248,6 +250,8 @@ class Engine:
                 woocommerce_secret=config.woocommerce_secret or existing.woocommerce_secret,
                 timezone=config.timezone,
                 currency=config.currency,
+                restore_url=config.restore_url,
+                coupon_style=config.coupon_style,
             )
             with self.database.write() as uow:
                 uow.stores.update(updated)

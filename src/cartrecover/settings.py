@@ -24,6 +24,7 @@ from cartrecover.journey_settings import (
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+COUPON_STYLES = ("", "query", "shopify")
 
 
 def parse_duration(text: str | int | float) -> timedelta:
@@ -47,6 +48,14 @@ class StoreConfig:
     woocommerce_secret: str | None = None
     timezone: str = "UTC"
     currency: str = "USD"
+    restore_url: str = ""  # pattern for carts without their own restore URL; {cart_id} is replaced
+    coupon_style: str = ""  # "shopify", "query", or "" (shopify for *.myshopify.com, else query)
+
+    def __post_init__(self) -> None:
+        if self.coupon_style not in COUPON_STYLES:
+            raise ConfigError(f"store {self.name!r}: coupon_style must be one of {', '.join(COUPON_STYLES)}")
+        if self.restore_url and not self.restore_url.startswith(("https://", "http://")):
+            raise ConfigError(f"store {self.name!r}: restore_url must be an http(s) URL")
 
 
 @dataclass(frozen=True)

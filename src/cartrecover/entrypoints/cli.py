@@ -56,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--currency", default="USD")
     add.add_argument("--shopify-secret", action="append", default=[], help="the Shopify app's client secret")
     add.add_argument("--woocommerce-secret", help="the secret set on the WooCommerce webhook")
+    add.add_argument("--restore-url", default="", help="restore link pattern for carts without one: https://…{cart_id}")
+    add.add_argument("--coupon-style", choices=("shopify", "query"), default="", help="how coupons join restore links")
     add.add_argument("--json", action="store_true", help="print the keys as JSON")
     add.set_defaults(run=_stores_add)
     listing = stores.add_parser("list", parents=[common], help="list stores (no secrets)")
@@ -178,6 +180,8 @@ def _stores_add(args: argparse.Namespace) -> int:
         currency=args.currency.upper(),
         shopify_secrets=tuple(args.shopify_secret),
         woocommerce_secret=args.woocommerce_secret,
+        restore_url=args.restore_url,
+        coupon_style=args.coupon_style,
     )
     store, keys = engine.add_store(config)
     engine.close()

@@ -19,6 +19,8 @@ class Store:
     timezone: str = "UTC"
     currency: str = "USD"
     settings: dict[str, object] = field(default_factory=dict)
+    restore_url: str = ""  # pattern for carts without their own restore URL: "https://shop.example/cart/{cart_id}"
+    coupon_style: str = ""  # how a coupon joins a restore URL: "shopify" (/discount/CODE), "query", "" (by host)
 
 
 class Stores(Protocol):

@@ -13,7 +13,7 @@ from litestar.openapi import OpenAPIConfig
 
 from cartrecover import __version__
 from cartrecover.engine import Engine
-from cartrecover.entrypoints.http import api, ingest, ops, webhooks
+from cartrecover.entrypoints.http import api, ingest, ops, tracking, webhooks
 from cartrecover.entrypoints.http.common import Runtime, error_response, json_response
 from cartrecover.entrypoints.http.ops import Metrics
 from cartrecover.errors import CartRecoverError
@@ -45,7 +45,13 @@ def create_app(engine: Engine, *, background: bool = True) -> Litestar:
             writer.close()
 
     app = Litestar(
-        route_handlers=[*ingest.ROUTES, *webhooks.ROUTES, *api.ROUTES, *ops.ROUTES],
+        route_handlers=[
+            *ingest.ROUTES,
+            *webhooks.ROUTES,
+            *api.ROUTES,
+            *tracking.ROUTES,
+            *ops.ROUTES,
+        ],
         lifespan=[lifespan],
         exception_handlers={CartRecoverError: _known_error, HTTPException: _http_error, Exception: _unexpected},
         openapi_config=OpenAPIConfig(title="cartrecover", version=__version__, path="/schema"),
