@@ -23,6 +23,7 @@ class EventKind(enum.StrEnum):
     DATA_REQUESTED = "data_requested"
     MESSAGE_CLICKED = "message_clicked"  # properties: step_id, channel
     UNSUBSCRIBED = "unsubscribed"  # properties: channel, reason, step_id (when from a link); phone/email: the address
+    RESUBSCRIBED = "resubscribed"  # properties: channel, reason (an SMS START); phone: the address
 
 
 class CartChange(enum.StrEnum):

@@ -39,5 +39,22 @@ def on_unsubscribed(uow: UnitOfWork, event: Event, context: Context) -> None:
         uow.timeline.add(event.store_id, step.cart_id, event.at, "consent", {"channel": channel, "opted_out": reason})
 
 
+def on_resubscribed(uow: UnitOfWork, event: Event, context: Context) -> None:
+    """Opt the address back in (an SMS START): its suppression on the channel is lifted.
+
+    Consent comes back for the shopper the event names through a step; a START names only a phone, which is
+    not an identity, and an SMS STOP took no profile's consent away, so lifting the suppression undoes it.
+    """
+    channel = str(event.properties.get("channel", ""))
+    step = uow.outbox.get(event.store_id, str(event.properties.get("step_id", "")))
+    shopper = uow.shoppers.get(event.store_id, step.shopper_id) if step else None
+    address = (event.phone if channel == "sms" else event.email) or (_address(shopper, channel) if shopper else None)
+    if shopper is not None:
+        shopper.consent = {**shopper.consent, channel: True}
+        uow.shoppers.save(shopper)
+    if address:
+        uow.suppressions.remove(event.store_id, channel, address_key(channel, address))
+
+
 def _address(shopper: Shopper, channel: str) -> str | None:
     return {"email": shopper.email, "sms": shopper.phone}.get(channel)

@@ -23,6 +23,7 @@ HANDLERS: dict[EventKind, tuple[Handler, ...]] = {
     EventKind.DATA_REQUESTED: (),  # kept in the event log as the record of the request
     EventKind.MESSAGE_CLICKED: (consent.on_clicked,),
     EventKind.UNSUBSCRIBED: (consent.on_unsubscribed,),
+    EventKind.RESUBSCRIBED: (consent.on_resubscribed,),
 }
 
 

@@ -72,3 +72,10 @@ class Suppressions(Protocol):
     def reason(self, store_id: int, channel: str, address: str) -> str | None:
         """Why the address is suppressed on the channel, or None if it is not."""
         ...
+
+    def remove(self, store_id: int, channel: str, address: str) -> None:
+        """Lift the address's suppression on the channel (an SMS START); nothing if it is not suppressed.
+
+        Called by the lifecycle in the transaction that applies the opt-in; claims after it may send again.
+        """
+        ...

@@ -118,3 +118,9 @@ class SqliteSuppressions:
             "SELECT reason FROM suppressions WHERE store_id=? AND channel=? AND address=?", (store_id, channel, address)
         ).fetchone()
         return str(row[0]) if row else None
+
+    def remove(self, store_id: int, channel: str, address: str) -> None:
+        """Lift the suppression, if any."""
+        self._conn.execute(
+            "DELETE FROM suppressions WHERE store_id=? AND channel=? AND address=?", (store_id, channel, address)
+        )

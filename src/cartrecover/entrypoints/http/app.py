@@ -13,7 +13,7 @@ from litestar.openapi import OpenAPIConfig
 
 from cartrecover import __version__
 from cartrecover.engine import Engine
-from cartrecover.entrypoints.http import api, ingest, ops, tracking, webhooks
+from cartrecover.entrypoints.http import api, ingest, ops, tracking, twilio, webhooks
 from cartrecover.entrypoints.http.common import Runtime, error_response, json_response
 from cartrecover.entrypoints.http.ops import Metrics
 from cartrecover.errors import CartRecoverError
@@ -48,6 +48,7 @@ def create_app(engine: Engine, *, background: bool = True) -> Litestar:
         route_handlers=[
             *ingest.ROUTES,
             *webhooks.ROUTES,
+            *twilio.ROUTES,
             *api.ROUTES,
             *tracking.ROUTES,
             *ops.ROUTES,
