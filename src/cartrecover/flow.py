@@ -25,7 +25,6 @@ from cartrecover.ports.unit_of_work import Database, UnitOfWork
 from cartrecover.schedule import claim, journeys
 from cartrecover.settings import Settings
 
-LEASE = timedelta(minutes=5)
 LINKS_VALID_FOR = timedelta(days=30)
 JOURNEY_RUNNING = (CartStatus.ABANDONED, CartStatus.RECOVERING)
 
@@ -60,8 +59,9 @@ class Journeys:
 
     def deliver_due(self, now: datetime, limit: int = 200) -> int:
         """Claim, send and record up to `limit` due steps; returns how many steps were handled."""
+        lease = self._settings.delivery_lease
         with self._database.write() as uow:
-            claims, handled = claim.claim_due(uow, now, limit, LEASE, self._policy, at_due=self._manual)
+            claims, handled = claim.claim_due(uow, now, limit, lease, self._policy, at_due=self._manual)
         sent = [outcomes.send(c, self._render, self._senders) for c in claims]
         if sent:
             with self._database.write() as uow:

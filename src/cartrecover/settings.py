@@ -74,6 +74,7 @@ class Settings:
     rate_limit: float = 10_000.0  # requests per second per store on ingest
     rate_burst: float = 20_000.0
     tick: float = 1.0  # seconds between timer sweeps on the system clock
+    delivery_lease: timedelta = timedelta(minutes=5)  # a claimed step is claimed again after this if not settled
     stores: tuple[StoreConfig, ...] = ()
     public_url: str = ""  # where links in messages point (default: http://host:port)
     secret_key: str = ""  # signs links and coupon codes; generated into <data_dir>/secret.key when empty
@@ -152,6 +153,8 @@ def _from_mapping(raw: dict[str, Any]) -> Settings:
         raise ConfigError(f"unknown [engine] settings: {', '.join(sorted(unknown))}")
     if "data_dir" in engine:
         engine["data_dir"] = Path(engine["data_dir"])
+    if "delivery_lease" in engine:
+        engine["delivery_lease"] = parse_duration(engine["delivery_lease"])
     try:
         return Settings(
             **engine,
