@@ -199,7 +199,9 @@ def test_forged_expired_and_other_kind_links_get_a_page_and_store_nothing(
     assert timeline(engine, shop, cart_id, "click") == timeline(engine, shop, cart_id, "consent") == []
 
 
-def test_links_in_a_message_expire_with_a_410(engine: Engine, shop: Shop, client: Client) -> None:
+def test_a_restore_link_expires_after_30_days_with_a_410_but_its_unsubscribe_link_still_works(
+    engine: Engine, shop: Shop, client: Client
+) -> None:
     cart_id, _ = abandon(engine, shop)
     move_clock(client, shop, START + 2 * HOUR)
     (first,) = messages(engine, cart_id)
@@ -207,6 +209,18 @@ def test_links_in_a_message_expire_with_a_410(engine: Engine, shop: Shop, client
     before = engine.log.last_offset()
 
     assert client.get(restore_path(first), follow_redirects=False).status_code == 410
+    assert engine.log.last_offset() == before
+    assert client.post(unsubscribe_path(first), data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    assert engine.log.last_offset() == before + 1
+
+
+def test_an_unsubscribe_link_expires_a_year_after_the_offer(engine: Engine, shop: Shop, client: Client) -> None:
+    cart_id, _ = abandon(engine, shop)
+    move_clock(client, shop, START + 2 * HOUR)
+    (first,) = messages(engine, cart_id)
+    move_clock(client, shop, START + 400 * DAY)
+    before = engine.log.last_offset()
+
     assert client.post(unsubscribe_path(first), data={"List-Unsubscribe": "One-Click"}).status_code == 410
     assert engine.log.last_offset() == before
 

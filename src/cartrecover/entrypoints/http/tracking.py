@@ -223,7 +223,6 @@ def with_coupon(url: str, code: str, style: str) -> str:
 
 WriteKey = Annotated[str | None, QueryParameter(name="writeKey", description="the store's write key")]
 AnonymousId = Annotated[str | None, QueryParameter(name="anonymousId", description="Segment's anonymous id")]
-UserId = Annotated[str | None, QueryParameter(name="userId", description="the shop's user id")]
 
 
 @route(
@@ -236,9 +235,11 @@ async def nudge(
     request: Request,  # type: ignore[type-arg]
     write_key: WriteKey = None,
     anonymous_id: AnonymousId = None,
-    user_id: UserId = None,
 ) -> Response[bytes]:
     """The visitor's abandoned cart with its restore link and live coupon, or `{"offer": null}`.
+
+    Only by anonymous id (random, known only to the visitor's browser): the write key is public, so a user id,
+    which can be guessed, would hand anyone a shopper's restore link (on Shopify, a checkout with their details).
 
     OPTIONS answers the CORS preflight a browser sends when the write key goes in an Authorization header.
     """
@@ -247,24 +248,20 @@ async def nudge(
     rt = runtime(request)
     try:
         store = store_for_write_key(rt, basic_username(request) or write_key)
-        if not anonymous_id and not user_id:
-            raise InvalidEvent("send anonymousId or userId", code="invalid_request")
+        if not anonymous_id:
+            raise InvalidEvent("send the visitor's anonymousId", code="invalid_request")
     except CartRecoverError as exc:
         response = error_response(exc)
         response.headers.update(_CORS)
         return response
-    return json_response({"offer": offer_for(rt.engine, store, anonymous_id, user_id)}, headers=_CORS)
+    return json_response({"offer": offer_for(rt.engine, store, anonymous_id)}, headers=_CORS)
 
 
-def offer_for(engine: Engine, store: Store, anonymous_id: str | None, user_id: str | None) -> dict[str, Any] | None:
+def offer_for(engine: Engine, store: Store, anonymous_id: str) -> dict[str, Any] | None:
     """What the nudge shows: read-only, this store's data only."""
     now = engine.clock.now()
     with engine.database.read() as uow:
-        shopper_id = next(
-            (found for kind, value in (("user", user_id), ("anon", anonymous_id)) if value
-             if (found := uow.shoppers.find(store.store_id, kind, value))),
-            None,
-        )  # fmt: skip
+        shopper_id = uow.shoppers.find(store.store_id, "anon", anonymous_id)
         carts = uow.carts.open_for_shopper(store.store_id, shopper_id) if shopper_id else []
         cart = next((c for c in carts if c.status in OPEN), None)
         steps = uow.outbox.for_cart(store.store_id, cart.cart_id) if cart else []
