@@ -69,7 +69,9 @@ def _claim_one(uow: UnitOfWork, step: Step, at: datetime, lease_until: datetime,
         uow.outbox.save(step)
         _note(uow, step, at, "deferred", f"quiet hours for {channel.value} until {later.isoformat()}")
         return None
-    capped = _over_cap(uow, step, at, policy.guardrails)
+    # A step whose lease ran out was counted by the caps when first claimed (its sent_at is set): counting it
+    # again would make it refuse its own repeat and lose the message. Its first claim passed the caps.
+    capped = None if step.status is StepStatus.SENDING else _over_cap(uow, step, at, policy.guardrails)
     if capped:
         _settle(uow, step, at, StepStatus.SKIPPED, capped)
         return None
