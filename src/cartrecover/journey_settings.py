@@ -12,6 +12,7 @@ quiet_hours = { sms = ["09:00", "20:00"] }   # when each channel may send, in th
 caps = [[2, "24h"], [4, "7d"]]               # at most N messages per shopper in any window, all channels
 max_discount_percent = 30
 require_consent = true
+require_ads_consent = true                   # ad audiences: only shoppers with consent for ads
 
 [channels]
 email = "console"                            # or smtp://user:password@host:587?starttls=true&from=…
@@ -113,6 +114,7 @@ def parse_guardrails(raw: dict[str, Any], duration: Any) -> Guardrails:
         max_discount_percent=int(raw.get("max_discount_percent", defaults.max_discount_percent)),
         max_attempts=int(raw.get("max_attempts", defaults.max_attempts)),
         require_consent=bool(raw.get("require_consent", defaults.require_consent)),
+        require_ads_consent=bool(raw.get("require_ads_consent", defaults.require_ads_consent)),
     )
 
 

@@ -77,6 +77,7 @@ class Guardrails:
     max_discount_percent: int = 30
     max_attempts: int = 6
     require_consent: bool = True
+    require_ads_consent: bool = True  # ad audiences hold only shoppers with consent["ads"]
 
 
 class StepStatus(enum.StrEnum):

@@ -88,7 +88,19 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--shoppers", type=int, default=400)
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(run=_demo)
+    _add_audiences(sub, common)
     return parser
+
+
+def _add_audiences(sub: Any, common: argparse.ArgumentParser) -> None:
+    audiences = sub.add_parser("audiences", help="ad audiences of abandoners, hashed").add_subparsers(metavar="ACTION")
+    export = audiences.add_parser("export", parents=[common], help="the store's abandoners who may be retargeted")
+    export.add_argument("--store", required=True, help="the store's name")
+    export.add_argument("--since", help="ISO-8601 (default: 30 days before --until)")
+    export.add_argument("--until", help="ISO-8601 (default: now)")
+    export.add_argument("--format", choices=("csv", "json"), default="csv")
+    export.add_argument("--out", type=Path, help="write here instead of stdout")
+    export.set_defaults(run=_audiences_export)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -275,3 +287,32 @@ def _demo(args: argparse.Namespace) -> int:
     from cartrecover.simulate.demo import run_demo
 
     return run_demo(data_dir=Path(args.data_dir) if args.data_dir else None, shoppers=args.shoppers, seed=args.seed)
+
+
+def _audiences_export(args: argparse.Namespace) -> int:
+    from cartrecover.bootstrap import build_engine
+    from cartrecover.deliver import audiences
+    from cartrecover.entrypoints.http.audiences import window
+
+    engine = build_engine(load_settings(args.config, data_dir=Path(args.data_dir) if args.data_dir else None))
+    try:
+        store_id = _store_id(engine, args.store)
+        assert store_id is not None  # --store is required
+        since, until = window(args.since, args.until, engine.clock.now())
+        with engine.database.read() as uow:
+            members = audiences.abandoners(
+                uow, store_id, since, until, require_ads_consent=engine.settings.guardrails.require_ads_consent
+            )
+    finally:
+        engine.close()
+    if args.format == "csv":
+        text = audiences.to_csv(members)
+    else:
+        document = {"since": since.isoformat(), "until": until.isoformat(), "members": audiences.to_json(members)}
+        text = json.dumps(document, indent=2) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.write_text(text)
+        print(f"{len(members)} shopper(s) written to {args.out}", file=sys.stderr)
+    return 0

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from cartrecover.domain.events import Event
 from cartrecover.lifecycle import timeline
 from cartrecover.lifecycle.context import Context
 from cartrecover.ports.shoppers import Shopper
 from cartrecover.ports.unit_of_work import UnitOfWork
+
+# The identify traits a shopper's profile keeps (the rest stay in the event log only): what a channel needs.
+KEPT_TRAITS = ("push_subscription",)  # the browser's Web Push subscription, as JSON
 
 
 def shopper_of(uow: UnitOfWork, event: Event, context: Context, extra: tuple[tuple[str, str], ...] = ()) -> str:
@@ -20,7 +26,7 @@ def shopper_of(uow: UnitOfWork, event: Event, context: Context, extra: tuple[tup
         for cart in uow.carts.for_shopper(event.store_id, old):
             cart.shopper_id = shopper_id
             uow.carts.save(cart)
-    if event.email or event.phone or event.timezone or event.consent:
+    if event.email or event.phone or event.timezone or event.consent or _kept_traits(event.traits):
         _update_profile(uow, event, shopper_id, context)
     return shopper_id
 
@@ -42,9 +48,19 @@ def _update_profile(uow: UnitOfWork, event: Event, shopper_id: str, context: Con
     shopper.phone = event.phone or shopper.phone
     shopper.timezone = event.timezone or shopper.timezone
     shopper.consent = {**shopper.consent, **event.consent}
+    shopper.traits = {**shopper.traits, **_kept_traits(event.traits)}
     uow.shoppers.save(shopper)
     if event.email or event.phone:
         for cart in uow.carts.open_for_shopper(event.store_id, shopper_id):
             if not cart.has_contact:
                 cart.has_contact = True
                 timeline.save(uow, cart, [], context)
+
+
+def _kept_traits(traits: dict[str, Any]) -> dict[str, str]:
+    """The traits in `KEPT_TRAITS` that are set, as strings (an object sent as a trait is kept as its JSON)."""
+    return {
+        name: value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+        for name in KEPT_TRAITS
+        if (value := traits.get(name))
+    }

@@ -13,7 +13,7 @@ from litestar.openapi import OpenAPIConfig
 
 from cartrecover import __version__
 from cartrecover.engine import Engine
-from cartrecover.entrypoints.http import api, ingest, ops, tracking, twilio, webhooks
+from cartrecover.entrypoints.http import api, audiences, ingest, ops, push, tracking, twilio, webhooks
 from cartrecover.entrypoints.http.common import Runtime, error_response, json_response
 from cartrecover.entrypoints.http.ops import Metrics
 from cartrecover.errors import CartRecoverError
@@ -47,9 +47,11 @@ def create_app(engine: Engine, *, background: bool = True) -> Litestar:
     app = Litestar(
         route_handlers=[
             *ingest.ROUTES,
+            *push.ROUTES,
             *webhooks.ROUTES,
             *twilio.ROUTES,
             *api.ROUTES,
+            *audiences.ROUTES,
             *tracking.ROUTES,
             *ops.ROUTES,
         ],

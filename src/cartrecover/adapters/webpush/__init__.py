@@ -1,0 +1,1 @@
+"""Web push with VAPID (RFC 8030, 8291, 8292) through pywebpush."""
