@@ -62,7 +62,7 @@ class Journeys:
         lease = self._settings.delivery_lease
         with self._database.write() as uow:
             claims, handled = claim.claim_due(uow, now, limit, lease, self._policy, at_due=self._manual)
-        sent = [outcomes.send(c, self._render, self._senders) for c in claims]
+        sent = [self._send_unless_withdrawn(found) for found in claims]
         if sent:
             with self._database.write() as uow:
                 for outcome in sent:
@@ -80,6 +80,13 @@ class Journeys:
             dead = uow.outbox.dead(store_id, 100_000)
             chosen = [s for s in dead if step_ids is None or s.step_id in step_ids]
             return sum(journeys.requeue(uow, step, now) for step in chosen)
+
+    def _send_unless_withdrawn(self, found: Claim) -> outcomes.Outcome:
+        with self._database.read() as uow:
+            reason = claim.withdrawn(uow, found, self._settings.guardrails)
+        if reason is not None:
+            return outcomes.Outcome(found, withdrawn=reason)
+        return outcomes.send(found, self._render, self._senders)
 
     def _policy(self, store_id: int) -> claim.Policy:
         store = self._store_for(store_id)

@@ -32,6 +32,7 @@ class Outcome:
     claim: Claim
     provider_id: str | None = None
     error: DeliveryError | None = None
+    withdrawn: str | None = None  # not sent: the reason found just before sending (an order, an opt-out)
 
 
 def send(claim: Claim, render: Callable[[Claim], OutboundMessage], senders: Mapping[str, Sender]) -> Outcome:
@@ -54,7 +55,10 @@ def record(uow: UnitOfWork, outcome: Outcome, now: datetime, max_attempts: int) 
     step, at = outcome.claim.step, outcome.claim.at
     step.lease_until = None
     channel = step.channel.value if step.channel else ""
-    if outcome.error is None:
+    if outcome.withdrawn is not None:
+        step.status, step.reason, step.sent_at = StepStatus.CANCELLED, outcome.withdrawn, None
+        _note(uow, outcome.claim, at, "withdrawn", reason=outcome.withdrawn)
+    elif outcome.error is None:
         step.status, step.sent_at, step.provider_id, step.reason = StepStatus.SENT, at, outcome.provider_id, None
         _start_recovering(uow, outcome.claim, at)
         _note(uow, outcome.claim, at, "sent", channel=channel, message_id=step.message_id, coupon=step.coupon)

@@ -151,3 +151,22 @@ def _settle(uow: UnitOfWork, step: Step, at: datetime, status: StepStatus, reaso
 
 def _note(uow: UnitOfWork, step: Step, at: datetime, status: str, reason: str) -> None:
     uow.timeline.add(step.store_id, step.cart_id, at, "step", {"step": step.name, "status": status, "reason": reason})
+
+
+def withdrawn(uow: UnitOfWork, found: Claim, guardrails: Guardrails) -> str | None:
+    """Why a claimed step must not go out after all (read just before its send), or None.
+
+    A claim batch holds many steps; without this, an order (or an opt-out) recorded while the batch is being
+    sent would let every step after it out. With it, at most the one send in flight follows the order.
+    """
+    step = found.step
+    cart = uow.carts.get(step.store_id, step.cart_id)
+    if cart is None or cart.status not in SENDABLE:
+        return f"cart became {cart.status.value if cart else 'gone'} before sending"
+    channel = step.channel.value if step.channel else ""
+    shopper = uow.shoppers.get(step.store_id, cart.shopper_id)
+    if guardrails.require_consent and (shopper is None or shopper.consent.get(channel) is not True):
+        return f"consent for {channel} withdrawn before sending"
+    if uow.suppressions.reason(step.store_id, channel, address_key(channel, found.address)):
+        return f"{channel} suppressed before sending"
+    return None

@@ -1,0 +1,1 @@
+"""The email channel over SMTP: STARTTLS or implicit TLS, AUTH, multipart text + HTML, optional DKIM signing."""
