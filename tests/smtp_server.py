@@ -218,11 +218,6 @@ def dkim_key_pair(folder: Path) -> DkimKeyPair:
     return DkimKeyPair(key_file, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public))
 
 
-def unfold(value: str) -> str:
-    """A header value with its folding removed."""
-    return "".join(value.split("\r\n")).replace("\n", "")
-
-
 __all__ = [
     "Certificate",
     "Credentials",
@@ -232,5 +227,4 @@ __all__ = [
     "dkim_key_pair",
     "running",
     "self_signed_certificate",
-    "unfold",
 ]

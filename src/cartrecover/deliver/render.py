@@ -7,7 +7,7 @@ template name has a `.subject`, `.html`, `.txt` and `.sms` form.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,10 @@ class Renderer:
             loaders.insert(0, FileSystemLoader(str(templates)))
         self._env = SandboxedEnvironment(
             loader=ChoiceLoader(loaders),
-            autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
+            # Template files are named `*.html.j2`: "html" alone would never match them and leave HTML unescaped.
+            autoescape=select_autoescape(
+                enabled_extensions=("html.j2", "html"), default_for_string=False, default=False
+            ),
             undefined=StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
@@ -98,7 +101,14 @@ class Renderer:
             "unsubscribe_url": f"{self._base}/u/{link('unsubscribe', step.store_id, step.step_id, channel, expires)}",
             "coupon": step.coupon,
             "percent": step.incentive.percent if step.incentive else None,
+            "coupon_expires": _when(claim.at + step.incentive.valid_for) if step.coupon and step.incentive else None,
         }
 
     def _render(self, name: str, context: dict[str, Any]) -> str:
         return self._env.get_template(f"{name}.j2").render(context)
+
+
+def _when(at: datetime) -> str:
+    """A time as shoppers read it in a message: `8 January 2026, 10:00 UTC`."""
+    at = at.astimezone(UTC)
+    return f"{at.day} {at:%B %Y, %H:%M} UTC"
