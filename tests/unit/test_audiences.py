@@ -31,12 +31,11 @@ def sha(text: str) -> str:
     ("raw", "normal"),
     [
         (" Jane.Doe@Example.com ", "jane.doe@example.com"),
-        ("Jane.Doe+shoes@Example.com", "jane.doe+shoes@example.com"),  # only Gmail ignores dots and +tags
-        ("Jane.Doe+shoes@GMail.com", "janedoe@gmail.com"),
-        ("j.a.n.e@googlemail.com", "jane@googlemail.com"),
+        ("Jane.Doe+shoes@Example.com", "jane.doe+shoes@example.com"),
+        ("Jane.Doe+shoes@GMail.com", "jane.doe+shoes@gmail.com"),  # Customer Match: no Gmail dot or +tag removal
     ],
 )
-def test_emails_are_trimmed_lower_cased_and_gmail_addresses_canonical(raw: str, normal: str) -> None:
+def test_emails_are_trimmed_and_lower_cased_and_nothing_else(raw: str, normal: str) -> None:
     assert normalise_email(raw) == normal
     assert hashed_email(raw) == sha(normal)
 
@@ -62,7 +61,7 @@ def test_phones_become_e164(raw: str, normal: str) -> None:
     assert hashed_phone(raw) == sha(normal)
 
 
-@pytest.mark.parametrize("raw", [None, "", "   ", "not-an-email", "@example.com", "+.@gmail.com"])
+@pytest.mark.parametrize("raw", [None, "", "   ", "not-an-email", "@example.com", "jane@"])
 def test_empty_or_invalid_emails_are_not_hashed(raw: str | None) -> None:
     assert hashed_email(raw) is None
 

@@ -11,24 +11,20 @@ def address_key(channel: str, address: str) -> str:
     return hashlib.sha256(f"{channel}:{normal}".encode()).hexdigest()
 
 
-_GMAIL_DOMAINS = ("gmail.com", "googlemail.com")
 
 
 def normalise_email(email: str | None) -> str | None:
-    """An email as ad platforms match it: trimmed and lower-cased; None if it is not an address.
+    """An email as ad platforms match it (Google Customer Match, Meta, X): trimmed and lower-cased; None if it
+    is not an address.
 
-    For gmail.com and googlemail.com the dots and any +tag of the local part are removed too, since Gmail
-    delivers all of those spellings to one mailbox (Google's Enhanced Conversions normalisation).
+    Nothing else: Gmail's dot-removal belongs to Google's Enhanced Conversions, and applied to Customer Match
+    lists it would hash to something the platform does not match.
     """
     normal = (email or "").strip().lower()
     local, at, domain = normal.rpartition("@")
     if not at or not local or not domain:
         return None
-    if domain in _GMAIL_DOMAINS:
-        local = local.split("+", 1)[0].replace(".", "")
-        if not local:
-            return None
-    return f"{local}@{domain}"
+    return normal
 
 
 def normalise_phone(phone: str | None) -> str | None:
