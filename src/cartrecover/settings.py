@@ -75,6 +75,7 @@ class Settings:
     rate_burst: float = 20_000.0
     tick: float = 1.0  # seconds between timer sweeps on the system clock
     delivery_lease: timedelta = timedelta(minutes=5)  # a claimed step is claimed again after this if not settled
+    worker_nice: int = 10  # the lifecycle worker yields the CPU to the API: acknowledging events comes first
     stores: tuple[StoreConfig, ...] = ()
     public_url: str = ""  # where links in messages point (default: http://host:port)
     secret_key: str = ""  # signs links and coupon codes; generated into <data_dir>/secret.key when empty

@@ -7,7 +7,7 @@ template name has a `.subject`, `.html`, `.txt` and `.sms` form.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,9 @@ class Brand:
     name: str
     currency: str
     sender: str = ""  # the From address of its email
+
+
+UNSUBSCRIBE_VALID_FOR = timedelta(days=365)
 
 
 class Renderer:
@@ -84,6 +87,7 @@ class Renderer:
         channel = step.channel.value if step.channel else ""
         currency = cart.currency or brand.currency
         link = self._signer.token
+        unsubscribe = expires + UNSUBSCRIBE_VALID_FOR  # an opt-out must work long after the offer is gone
         return {
             "store": brand.name,
             "items": [
@@ -98,7 +102,7 @@ class Renderer:
             ],
             "total": f"{to_major(cart.value, currency)} {currency}",
             "restore_url": f"{self._base}/r/{link('restore', step.store_id, step.step_id, channel, expires)}",
-            "unsubscribe_url": f"{self._base}/u/{link('unsubscribe', step.store_id, step.step_id, channel, expires)}",
+            "unsubscribe_url": f"{self._base}/u/{link('unsubscribe', step.store_id, step.step_id, channel, unsubscribe)}",
             "coupon": step.coupon,
             "percent": step.incentive.percent if step.incentive else None,
             "coupon_expires": _when(claim.at + step.incentive.valid_for) if step.coupon and step.incentive else None,

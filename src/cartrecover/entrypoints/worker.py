@@ -20,6 +20,10 @@ logger = logging.getLogger("cartrecover.worker")
 
 def run_worker(settings: Settings, *, parent_pid: int | None = None, poll: float = 0.05) -> int:
     """Apply logged events and due timers until stopped (SIGTERM, SIGINT, or the parent process gone)."""
+    if settings.worker_nice:
+        # Acknowledging events is what clients wait for (Shopify gives up after 5 s); the lifecycle may fall a
+        # moment behind under a burst, since every event is already durable, and it has the core when ingest idles.
+        os.nice(settings.worker_nice)
     engine = build_engine(settings)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
