@@ -11,8 +11,6 @@ def address_key(channel: str, address: str) -> str:
     return hashlib.sha256(f"{channel}:{normal}".encode()).hexdigest()
 
 
-
-
 def normalise_email(email: str | None) -> str | None:
     """An email as ad platforms match it (Google Customer Match, Meta, X): trimmed and lower-cased; None if it
     is not an address.
