@@ -45,13 +45,16 @@ class Journeys:
     ) -> None:
         self._settings, self._database, self._store_for = settings, database, store_for
         self._senders, self._renderer, self._secret, self._manual = senders, renderer, secret, manual_clock
-        self.journey_for_currency: Callable[[str], Journey] = cache(settings.journey.for_currency)
+        self._journeys: Callable[[str, str], Journey] = cache(
+            lambda name, currency: settings.journey_for(name).for_currency(currency)
+        )
 
     def on_cart_change(self, uow: UnitOfWork, cart: Cart, change: StateChanged) -> None:
         """The change hook: start a journey on abandonment, stop it when the cart leaves abandonment."""
         if change.after is CartStatus.ABANDONED:
             store = self._store_for(cart.store_id)
-            journey = self.journey_for_currency(cart.currency or (store.currency if store else "USD"))
+            currency = cart.currency or (store.currency if store else "USD")
+            journey = self._journeys(store.name if store else "", currency)
             decision = rules.plan(cart, journey, self._settings.guardrails)
             journeys.start(uow, cart, decision.policy, decision.steps, decision.reasons)
         elif change.before in JOURNEY_RUNNING and change.after not in JOURNEY_RUNNING:

@@ -50,6 +50,7 @@ class StoreConfig:
     currency: str = "USD"
     restore_url: str = ""  # pattern for carts without their own restore URL; {cart_id} is replaced
     coupon_style: str = ""  # "shopify", "query", or "" (shopify for *.myshopify.com, else query)
+    journey: JourneyConfig | None = None  # the store's own journey ([[stores.journey.steps]]), else the default
 
     def __post_init__(self) -> None:
         if self.coupon_style not in COUPON_STYLES:
@@ -84,6 +85,11 @@ class Settings:
     guardrails: Guardrails = field(default_factory=Guardrails)
     channels: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_CHANNELS))
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def journey_for(self, store_name: str) -> JourneyConfig:
+        """The journey a store runs: its own if the config gives it one, else the default."""
+        own = next((s.journey for s in self.stores if s.name == store_name and s.journey is not None), None)
+        return own or self.journey
 
     @property
     def resolved_public_url(self) -> str:
@@ -146,7 +152,14 @@ def _from_mapping(raw: dict[str, Any]) -> Settings:
         **{k: parse_duration(v) for k, v in lifecycle.items() if k in ("idle", "checkout_idle", "recovery_window")}
     )
     stores = tuple(
-        StoreConfig(**{**s, "shopify_secrets": tuple(s.get("shopify_secrets", ()))}) for s in raw.get("stores", ())
+        StoreConfig(
+            **{
+                **s,
+                "shopify_secrets": tuple(s.get("shopify_secrets", ())),
+                "journey": parse_journey(s["journey"], parse_duration) if "journey" in s else None,
+            }
+        )
+        for s in raw.get("stores", ())
     )
     known = {f.name for f in fields(Settings)} - {"rules", "stores", "extra", "journey", "guardrails", "channels"}
     unknown = set(engine) - known
