@@ -46,6 +46,8 @@ def money(amount: Any, currency: str, field: str) -> int | None:
 
 def quantity(value: Any, product_id: str) -> int:
     """A whole number of items, 0 or more."""
+    if type(value) is int and 0 <= value <= MAX_INTEGER:  # the common case, first (ingest's hot path)
+        return value
     if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INTEGER:

@@ -13,15 +13,16 @@ from typing import Any
 import msgspec
 
 from cartrecover.domain.events import CartChange, Event, EventKind, LineItem
-from cartrecover.domain.money import InvalidAmount, to_minor
+from cartrecover.domain.money import InvalidAmount
 from cartrecover.errors import InvalidEvent, PayloadTooLarge
+from cartrecover.ingest import fields
+from cartrecover.ingest.fields import MAX_INTEGER
 from cartrecover.ingest.timestamps import event_time, parse_timestamp
 
 MAX_EVENT_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
 MAX_BATCH_EVENTS = 2_500
 MAX_MESSAGE_ID = 100
-MAX_INTEGER = 2**63 - 1  # the event log stores 64-bit integers; anything larger is refused, not a 500
 _DIGITS_AS_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
 _LONG_RUN = b"0" * 19  # only a body with a run of 19 ASCII digits can hold an integer that large
 TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
@@ -85,20 +86,11 @@ _whole_context = msgspec.json.Decoder(_WholeContext, float_hook=Decimal)
 _batch = msgspec.json.Decoder(Batch, float_hook=Decimal)
 
 
-def _decode(decoder: msgspec.json.Decoder[Any], body: bytes, where: str) -> Any:
-    try:
-        return decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise InvalidEvent(f"{where}: {exc}", code="invalid_event") from exc
-    except msgspec.DecodeError as exc:
-        raise InvalidEvent(f"{where}: invalid JSON ({exc})", code="invalid_json") from exc
-
-
 def read_batch(body: bytes) -> tuple[list[Message], str | None, str | None]:
     """Decode a `/v1/batch` body: (messages, sentAt, writeKey), enforcing Segment's limits."""
     if len(body) > MAX_BATCH_BYTES:
         raise PayloadTooLarge(f"batch is {len(body)} bytes; the limit is {MAX_BATCH_BYTES}")
-    batch: Batch = _decode(_batch, body, "batch")
+    batch: Batch = fields.decode(_batch, body, "batch")
     if len(batch.batch) > MAX_BATCH_EVENTS:
         raise PayloadTooLarge(f"batch has {len(batch.batch)} events; the limit is {MAX_BATCH_EVENTS}")
     long_numbers = has_long_number(body)  # once per body: a regex per event cost more than decoding it
@@ -108,7 +100,7 @@ def read_batch(body: bytes) -> tuple[list[Message], str | None, str | None]:
     for i, raw in enumerate(batch.batch):
         if len(raw) > MAX_EVENT_BYTES:
             raise PayloadTooLarge(f"batch[{i}] is {len(raw)} bytes; the limit per event is {MAX_EVENT_BYTES}")
-        message: Message = _decode(_message, raw, f"batch[{i}]")
+        message: Message = fields.decode(_message, raw, f"batch[{i}]")
         if long_numbers:
             _check_integers([message.properties, message.traits, _whole_context.decode(raw).context], f"batch[{i}]")
         if batch.context:  # as {**batch.context, **message.context}, for the fields read
@@ -125,7 +117,7 @@ def read_single(body: bytes, kind: str) -> Message:
     """Decode a `/v1/<type>` body; the path gives the type."""
     if len(body) > MAX_EVENT_BYTES:
         raise PayloadTooLarge(f"event is {len(body)} bytes; the limit is {MAX_EVENT_BYTES}")
-    message: Message = _decode(_message, body, kind)
+    message: Message = fields.decode(_message, body, kind)
     if has_long_number(body):
         _check_integers([message.properties, message.traits, _whole_context.decode(body).context], kind)
     if message.type not in (None, kind):
@@ -255,7 +247,7 @@ def _cart_fields(props: dict[str, Any], change: CartChange, cur: str) -> _CartFi
         total = get("revenue")
         if total is None:
             total = get("value")
-    value = _money(total, cur, "total") if total is not None else None
+    value = fields.money(total, cur, "total")
     restore = get("restore_url") or get("cart_url") or get("checkout_url")
     return cart_id, refs, order_id, change, items, value, _text(restore) if restore else None
 
@@ -288,39 +280,18 @@ def _item(props: Any, currency: str) -> LineItem:
     product_id = _text(get("product_id")) or sku or _text(get("id"))
     if not product_id:
         raise ValueError("a product needs product_id or sku")
-    quantity = get("quantity", 1)
-    if type(quantity) is not int:
-        if isinstance(quantity, Decimal) and quantity == quantity.to_integral_value():
-            quantity = int(quantity)
-        if isinstance(quantity, bool) or not isinstance(quantity, int):
-            raise ValueError(f"product {product_id}: quantity must be a whole number ≥ 0, not {quantity!r}")
-    if not 0 <= quantity <= MAX_INTEGER:
-        raise ValueError(f"product {product_id}: quantity must be a whole number ≥ 0, not {quantity!r}")
+    quantity = fields.quantity(get("quantity", 1), product_id)
     price = get("price")
     return LineItem(
         product_id,
         quantity,
-        _money(price, currency, "price") if price is not None else None,
+        fields.money(price, currency, "price"),
         sku,
         _text(get("variant")),
         _text(get("name")),
         _text(get("url")),
         _text(get("image_url")),
     )
-
-
-def _money(amount: Any, currency: str, field: str) -> int:
-    if isinstance(amount, bool) or not isinstance(amount, (int, Decimal, str)):
-        raise ValueError(f"{field} must be a number, not {amount!r}")
-    try:
-        minor = to_minor(amount, currency)
-    except (ArithmeticError, InvalidAmount) as exc:  # "abc"; decimal.Overflow for exponents like 1e400
-        raise ValueError(f"{field} is not a usable amount: {str(amount)[:40]}") from exc
-    if abs(minor) > MAX_INTEGER:
-        raise ValueError(f"{field} is too large: {amount!r}")
-    if minor < 0:
-        raise ValueError(f"{field} must not be negative: {amount!r}")
-    return minor
 
 
 def _id(value: Id | None) -> str | None:
