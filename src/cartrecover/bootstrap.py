@@ -17,6 +17,7 @@ from cartrecover.engine import Engine
 from cartrecover.errors import ConfigError
 from cartrecover.ports.channels import Sender
 from cartrecover.ports.clock import Clock
+from cartrecover.ports.coupons import CouponIssuer
 from cartrecover.ports.eventlog import EventLog
 from cartrecover.ports.unit_of_work import Database
 from cartrecover.settings import Settings
@@ -75,6 +76,26 @@ def open_senders(settings: Settings) -> dict[str, Sender]:
     return senders
 
 
+_COUPON_ISSUERS: dict[str, tuple[str, str]] = {
+    "shopify": ("cartrecover.adapters.shopify.coupons", "ShopifyCoupons"),
+    "woocommerce": ("cartrecover.adapters.woocommerce.coupons", "WooCommerceCoupons"),
+}
+
+
+def open_coupon_issuers(settings: Settings) -> dict[str, CouponIssuer]:
+    """One coupon issuer per store (by name) that names a platform in `coupons`; the others have none."""
+    issuers = {}
+    for store in settings.stores:
+        if not store.coupons:
+            continue
+        scheme, where = store.coupons.split(":", 1)[0], f"stores.{store.name}.coupons"
+        if scheme not in _COUPON_ISSUERS:
+            raise ConfigError(f"{where}: no issuer for {scheme!r} URLs (known: {', '.join(sorted(_COUPON_ISSUERS))})")
+        module, name = _COUPON_ISSUERS[scheme]
+        issuers[store.name] = getattr(importlib.import_module(module), name).from_url(store.coupons, where)
+    return issuers
+
+
 def load_secret(settings: Settings) -> bytes:
     """The key that signs links and coupon codes: configured, or generated once into the data directory."""
     if settings.secret_key:
@@ -108,6 +129,7 @@ def build_engine(settings: Settings, start: datetime | None = None) -> Engine:
         open_event_log(settings),
         make_clock(settings, start),
         senders=open_senders(settings),
+        coupon_issuers=open_coupon_issuers(settings),
         secret=load_secret(settings),
     )
     engine.sync_configured_stores()

@@ -26,6 +26,7 @@ from cartrecover.lifecycle.context import Context
 from cartrecover.lifecycle.handlers import handle
 from cartrecover.ports.channels import Sender
 from cartrecover.ports.clock import Clock
+from cartrecover.ports.coupons import CouponIssuer
 from cartrecover.ports.eventlog import EventLog
 from cartrecover.ports.stores import Store
 from cartrecover.ports.unit_of_work import Database
@@ -99,6 +100,7 @@ class Engine:
         clock: Clock,
         *,
         senders: Mapping[str, Sender] | None = None,
+        coupon_issuers: Mapping[str, CouponIssuer] | None = None,
         secret: bytes = b"",
     ) -> None:
         self.settings = settings
@@ -114,6 +116,7 @@ class Engine:
             database,
             store_for=self.stores.by_id,
             senders=senders or {},
+            coupon_issuers=coupon_issuers or {},
             renderer=renderer,
             secret=secret,
             manual_clock=clock.manual,

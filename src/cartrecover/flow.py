@@ -2,9 +2,10 @@
 
 cart becomes ABANDONED            → decide.rules.plan → schedule.journeys.start   (same transaction)
 ABANDONED/RECOVERING → any other  → schedule.journeys.stop                         (same transaction)
-due steps                         → schedule.claim.claim_due   (transaction 1: every guardrail checked)
-                                  → deliver.outcomes.send      (no transaction: the channel is called)
-                                  → deliver.outcomes.record    (transaction 2: sent, retry, dead, suppress)
+due steps                         → schedule.claim.claim_due      (transaction 1: every guardrail checked)
+                                  → deliver.outcomes.issue_coupon (no transaction: the shop creates the code)
+                                  → deliver.outcomes.send         (no transaction: the channel is called)
+                                  → deliver.outcomes.record       (transaction 2: sent, retry, dead, suppress)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from cartrecover.deliver.render import Brand, Renderer
 from cartrecover.domain.cart import Cart, CartStatus, StateChanged
 from cartrecover.domain.journey import Journey, Step
 from cartrecover.ports.channels import OutboundMessage, Sender
+from cartrecover.ports.coupons import CouponIssuer
 from cartrecover.ports.outbox import Claim
 from cartrecover.ports.stores import Store
 from cartrecover.ports.unit_of_work import Database, UnitOfWork
@@ -39,12 +41,14 @@ class Journeys:
         *,
         store_for: Callable[[int], Store | None],
         senders: Mapping[str, Sender],
+        coupon_issuers: Mapping[str, CouponIssuer] | None = None,
         renderer: Renderer,
         secret: bytes,
         manual_clock: bool,
     ) -> None:
         self._settings, self._database, self._store_for = settings, database, store_for
         self._senders, self._renderer, self._secret, self._manual = senders, renderer, secret, manual_clock
+        self._issuers = coupon_issuers or {}  # by store name
         self._journeys: Callable[[str, str], Journey] = cache(
             lambda name, currency: settings.journey_for(name).for_currency(currency)
         )
@@ -89,7 +93,12 @@ class Journeys:
             reason = claim.withdrawn(uow, found, self._settings.guardrails)
         if reason is not None:
             return outcomes.Outcome(found, withdrawn=reason)
-        return outcomes.send(found, self._render, self._senders)
+        failed = outcomes.issue_coupon(found, self._issuer_for(found.step.store_id))
+        return failed or outcomes.send(found, self._render, self._senders)
+
+    def _issuer_for(self, store_id: int) -> CouponIssuer | None:
+        store = self._store_for(store_id)
+        return self._issuers.get(store.name) if store else None
 
     def _policy(self, store_id: int) -> claim.Policy:
         store = self._store_for(store_id)

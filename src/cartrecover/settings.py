@@ -50,6 +50,9 @@ class StoreConfig:
     currency: str = "USD"
     restore_url: str = ""  # pattern for carts without their own restore URL; {cart_id} is replaced
     coupon_style: str = ""  # "shopify", "query", or "" (shopify for *.myshopify.com, else query)
+    # Where codes are created before a message names them: shopify://SHOP.myshopify.com?token=… or
+    # woocommerce://HOST?key=ck_…&secret=cs_…; "" = none (codes are generated and linked, the shop must know them)
+    coupons: str = field(default="", repr=False)  # holds a token: never printed
     journey: JourneyConfig | None = None  # the store's own journey ([[stores.journey.steps]]), else the default
 
     def __post_init__(self) -> None:

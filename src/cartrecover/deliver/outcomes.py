@@ -3,6 +3,10 @@
 Sent: the step is done and the cart is RECOVERING. Retryable failure: the step waits with exponential
 backoff, and after `max_attempts` becomes a dead letter with its reason (listable and replayable).
 Permanent failure: the address is suppressed on that channel and the step is skipped.
+
+A step with a coupon has its code created in the shop first (`issue_coupon`): the message never names a code
+the checkout would reject. The shop failing for now is retried like a channel; the shop refusing the code
+for good skips the step without suppressing the address, which did nothing wrong.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from cartrecover.domain.contact import address_key
 from cartrecover.domain.journey import StepStatus
 from cartrecover.errors import DeliveryError, PermanentDelivery, RetryableDelivery
 from cartrecover.ports.channels import OutboundMessage, Sender
+from cartrecover.ports.coupons import CouponIssuer
 from cartrecover.ports.outbox import Claim
 from cartrecover.ports.unit_of_work import UnitOfWork
 
@@ -33,6 +38,25 @@ class Outcome:
     provider_id: str | None = None
     error: DeliveryError | None = None
     withdrawn: str | None = None  # not sent: the reason found just before sending (an order, an opt-out)
+    coupon_refused: str | None = None  # not sent: the shop will never create the step's code
+
+
+def issue_coupon(claim: Claim, issuer: CouponIssuer | None) -> Outcome | None:
+    """Create the claim's code in the shop before the message names it; None when the send may go ahead."""
+    step = claim.step
+    if issuer is None or step.coupon is None or step.incentive is None:
+        return None
+    expires = claim.at + step.incentive.valid_for  # what the message and the restore link say
+    try:
+        issuer.issue(step.store_id, step.coupon, step.incentive.percent, expires, starts_at=claim.at)
+    except RetryableDelivery as exc:
+        return Outcome(claim, error=RetryableDelivery(f"coupon not created: {exc.message}"))
+    except PermanentDelivery as exc:
+        return Outcome(claim, coupon_refused=f"coupon refused by the shop: {exc.message}")
+    except Exception as exc:  # a bug in an adapter must not lose the step: retry, then dead letter
+        logger.exception("creating the coupon of step %s failed unexpectedly", step.step_id)
+        return Outcome(claim, error=RetryableDelivery(f"coupon not created: {type(exc).__name__}: {exc}"))
+    return None
 
 
 def send(claim: Claim, render: Callable[[Claim], OutboundMessage], senders: Mapping[str, Sender]) -> Outcome:
@@ -51,13 +75,16 @@ def send(claim: Claim, render: Callable[[Claim], OutboundMessage], senders: Mapp
 
 
 def record(uow: UnitOfWork, outcome: Outcome, now: datetime, max_attempts: int) -> None:
-    """Settle the step after its send: sent, retried later, dead, or skipped with the address suppressed."""
+    """Settle the step after its send: sent, retried later, dead, skipped (address suppressed if its fault)."""
     step, at = outcome.claim.step, outcome.claim.at
     step.lease_until = None
     channel = step.channel.value if step.channel else ""
     if outcome.withdrawn is not None:
         step.status, step.reason, step.sent_at = StepStatus.CANCELLED, outcome.withdrawn, None
         _note(uow, outcome.claim, at, "withdrawn", reason=outcome.withdrawn)
+    elif outcome.coupon_refused is not None:
+        step.status, step.reason, step.sent_at = StepStatus.SKIPPED, outcome.coupon_refused, None
+        _note(uow, outcome.claim, at, "skipped: coupon refused", reason=outcome.coupon_refused)
     elif outcome.error is None:
         step.status, step.sent_at, step.provider_id, step.reason = StepStatus.SENT, at, outcome.provider_id, None
         _start_recovering(uow, outcome.claim, at)
