@@ -244,6 +244,14 @@ def test_a_throttled_shop_delays_the_step_and_it_goes_with_its_code_once_the_sho
     assert list(shopify.discounts) == [message.text.split("code ")[1].split()[0]]
     assert set(shopify.discounts) <= email.known_at_send[index]
     assert steps(engine, shop, cart_id)["last-chance"] is StepStatus.SENT
+    # The expiry was fixed at the first claim: the shop, the step (what the restore link honours) and the
+    # message agree, though the message went out later.
+    with engine.database.read() as uow:
+        step = next(s for s in uow.outbox.for_cart(shop.store_id, cart_id) if s.name == "last-chance")
+    (created,) = shopify.discounts.values()
+    assert step.sent_at is not None and step.coupon_expires is not None
+    assert datetime.fromisoformat(created["endsAt"]) == step.coupon_expires < step.sent_at + 72 * HOUR
+    assert f"{step.coupon_expires.day} {step.coupon_expires:%B %Y, %H:%M} UTC" in message.text
 
 
 def test_a_resent_step_does_not_create_its_code_twice(

@@ -46,7 +46,7 @@ def issue_coupon(claim: Claim, issuer: CouponIssuer | None) -> Outcome | None:
     step = claim.step
     if issuer is None or step.coupon is None or step.incentive is None:
         return None
-    expires = claim.at + step.incentive.valid_for  # what the message and the restore link say
+    expires = step.coupon_expires or claim.at + step.incentive.valid_for  # the same on every attempt
     try:
         issuer.issue(step.store_id, step.coupon, step.incentive.percent, expires, starts_at=claim.at)
     except RetryableDelivery as exc:

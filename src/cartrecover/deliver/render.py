@@ -105,7 +105,7 @@ class Renderer:
             "unsubscribe_url": f"{self._base}/u/{link('unsubscribe', step.store_id, step.step_id, channel, unsubscribe)}",
             "coupon": step.coupon,
             "percent": step.incentive.percent if step.incentive else None,
-            "coupon_expires": _when(claim.at + step.incentive.valid_for) if step.coupon and step.incentive else None,
+            "coupon_expires": _when(step.coupon_expires) if step.coupon and step.coupon_expires else None,
         }
 
     def _render(self, name: str, context: dict[str, Any]) -> str:

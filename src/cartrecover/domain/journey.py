@@ -115,6 +115,7 @@ class Step:
     attempts: int = 0
     lease_until: datetime | None = None
     coupon: str | None = None
+    coupon_expires: datetime | None = None  # fixed when the code is made: the shop, the message and the link agree
     sent_at: datetime | None = None
     provider_id: str | None = None
     reason: str | None = None

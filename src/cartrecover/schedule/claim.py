@@ -80,6 +80,7 @@ def _claim_one(uow: UnitOfWork, step: Step, at: datetime, lease_until: datetime,
     step.attempts += 1
     if step.incentive is not None and step.coupon is None:
         step.coupon = coupon_code(policy.coupon_secret, step)
+        step.coupon_expires = at + step.incentive.valid_for
     uow.outbox.save(step)
     return Claim(step=step, address=address, cart=cart, shopper=shopper, at=at)
 

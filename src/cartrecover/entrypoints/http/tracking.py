@@ -185,10 +185,10 @@ def _unsubscribed(claims: LinkClaims, one_click: bool, now: datetime) -> Event:
 
 
 def live_coupon(step: Step, now: datetime) -> str | None:
-    """The step's coupon while it is valid (from the send, for its incentive's `valid_for`)."""
-    if not step.coupon or step.incentive is None or step.sent_at is None:
+    """The step's coupon while it is valid (until the expiry fixed when the code was made)."""
+    if not step.coupon or step.coupon_expires is None:
         return None
-    return step.coupon if now < step.sent_at + step.incentive.valid_for else None
+    return step.coupon if now < step.coupon_expires else None
 
 
 def restore_target(cart: Cart, store: Store, coupon: str | None) -> str | None:
@@ -287,9 +287,7 @@ def offer_for(engine: Engine, store: Store, anonymous_id: str) -> dict[str, Any]
         "restore_url": link,
         "coupon": coupon,
         "percent": latest.incentive.percent if coupon and latest and latest.incentive else None,
-        "coupon_expires_at": latest.sent_at + latest.incentive.valid_for
-        if coupon and latest and latest.sent_at and latest.incentive
-        else None,
+        "coupon_expires_at": latest.coupon_expires if coupon and latest else None,
     }
 
 
