@@ -83,6 +83,7 @@ class Cart:
     order_value: int | None = None
     refs: tuple[str, ...] = field(default_factory=tuple)
     delta_at: datetime | None = None  # event time of the newest add or remove applied since
+    group: str | None = None  # the shopper's holdout group ("treated"/"holdout") when the cart was abandoned
 
     @property
     def value(self) -> int:

@@ -18,6 +18,7 @@ class Shopper:
     timezone: str | None = None
     consent: dict[str, bool] = field(default_factory=dict)
     traits: dict[str, Any] = field(default_factory=dict)
+    group: str | None = None  # "treated" or "holdout", fixed at the shopper's first abandonment
 
 
 class Shoppers(Protocol):
