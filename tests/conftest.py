@@ -24,7 +24,8 @@ START = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    """Settings for a test: its own data directory, manual clock, no config file or environment."""
+    """Settings for a test: its own data directory, manual clock, no holdout, no config file or environment."""
+    overrides.setdefault("holdout_share", 0.0)  # tests that need a holdout ask for one
     return load_settings(None, env={}, data_dir=tmp_path / "data", clock="manual", **overrides)
 
 

@@ -17,11 +17,14 @@ from functools import cache
 from cartrecover.decide import rules
 from cartrecover.deliver import outcomes
 from cartrecover.deliver.render import Brand, Renderer
+from cartrecover.domain import holdout
 from cartrecover.domain.cart import Cart, CartStatus, StateChanged
+from cartrecover.domain.holdout import Group
 from cartrecover.domain.journey import Journey, Step
 from cartrecover.ports.channels import OutboundMessage, Sender
 from cartrecover.ports.coupons import CouponIssuer
 from cartrecover.ports.outbox import Claim
+from cartrecover.ports.shoppers import Shopper
 from cartrecover.ports.stores import Store
 from cartrecover.ports.unit_of_work import Database, UnitOfWork
 from cartrecover.schedule import claim, journeys
@@ -57,12 +60,27 @@ class Journeys:
         """The change hook: start a journey on abandonment, stop it when the cart leaves abandonment."""
         if change.after is CartStatus.ABANDONED:
             store = self._store_for(cart.store_id)
+            if self._group(uow, cart, store.name if store else "") is Group.HOLDOUT:
+                journeys.start(uow, cart, "holdout", (), ("holdout: tracked, never contacted",))
+                return
             currency = cart.currency or (store.currency if store else "USD")
             journey = self._journeys(store.name if store else "", currency)
             decision = rules.plan(cart, journey, self._settings.guardrails)
             journeys.start(uow, cart, decision.policy, decision.steps, decision.reasons)
         elif change.before in JOURNEY_RUNNING and change.after not in JOURNEY_RUNNING:
             journeys.stop(uow, cart, change.at, f"journey stopped: {change.reason}")
+
+    def _group(self, uow: UnitOfWork, cart: Cart, store_name: str) -> Group:
+        """The shopper's holdout group, assigned at their first abandonment and kept; copied onto the cart."""
+        shopper = uow.shoppers.get(cart.store_id, cart.shopper_id) or Shopper(cart.store_id, cart.shopper_id)
+        if shopper.group is None:
+            shopper.group = holdout.assign(
+                cart.store_id, shopper.shopper_id, self._settings.holdout_share_for(store_name)
+            )
+            uow.shoppers.save(shopper)
+        cart.group = shopper.group
+        uow.carts.save(cart)
+        return Group(shopper.group)
 
     def deliver_due(self, now: datetime, limit: int = 200) -> int:
         """Claim, send and record up to `limit` due steps; returns how many steps were handled."""

@@ -54,6 +54,7 @@ class StoreConfig:
     # woocommerce://HOST?key=ck_…&secret=cs_…; "" = none (codes are generated and linked, the shop must know them)
     coupons: str = field(default="", repr=False)  # holds a token: never printed
     journey: JourneyConfig | None = None  # the store's own journey ([[stores.journey.steps]]), else the default
+    holdout_share: float | None = None  # the store's own holdout share, else the engine's
 
     def __post_init__(self) -> None:
         if self.coupon_style not in COUPON_STYLES:
@@ -79,6 +80,7 @@ class Settings:
     rate_burst: float = 20_000.0
     tick: float = 1.0  # seconds between timer sweeps on the system clock
     delivery_lease: timedelta = timedelta(minutes=5)  # a claimed step is claimed again after this if not settled
+    holdout_share: float = 0.10  # shoppers tracked but never contacted: all lift figures come from them
     worker_nice: int = 10  # the lifecycle worker yields the CPU to the API: acknowledging events comes first
     stores: tuple[StoreConfig, ...] = ()
     public_url: str = ""  # where links in messages point (default: http://host:port)
@@ -88,6 +90,14 @@ class Settings:
     guardrails: Guardrails = field(default_factory=Guardrails)
     channels: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_CHANNELS))
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def holdout_share_for(self, store_name: str) -> float:
+        """The share of a store's shoppers held out of every journey."""
+        own = next((s.holdout_share for s in self.stores if s.name == store_name and s.holdout_share is not None), None)
+        share = self.holdout_share if own is None else own
+        if not 0 <= share < 1:
+            raise ConfigError(f"holdout_share must be at least 0 and below 1, not {share}")
+        return share
 
     def journey_for(self, store_name: str) -> JourneyConfig:
         """The journey a store runs: its own if the config gives it one, else the default."""

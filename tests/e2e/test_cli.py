@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import sqlite3
 import subprocess
@@ -20,9 +21,16 @@ DAY = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run `python -m cartrecover ARGS` and return the finished process."""
+    """Run `python -m cartrecover ARGS` (no holdout: the generator's fates assume every shopper is treated)."""
+    env = {**os.environ, "CARTRECOVER_HOLDOUT_SHARE": "0"}
     return subprocess.run(
-        [sys.executable, "-m", "cartrecover", *args], capture_output=True, text=True, cwd=cwd, timeout=300, check=False
+        [sys.executable, "-m", "cartrecover", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+        check=False,
+        env=env,
     )
 
 

@@ -150,7 +150,7 @@ class DataDir:
 
     def steps(self) -> dict[str, tuple[str, int]]:
         """step id → (status, attempts), read beside the running workers."""
-        engine = build_engine(load_settings(None, env={}, data_dir=self.data))
+        engine = build_engine(load_settings(None, env={}, data_dir=self.data, holdout_share=0.0))
         try:
             with engine.database.read() as uow:
                 return {
@@ -193,7 +193,7 @@ def abandon_long_ago(shared: DataDir, config: Path, carts: int, *, apply: bool) 
     With `apply`, the test's own engine abandons them and plans their (already due) steps; otherwise the
     workers do it from the log.
     """
-    settings = load_settings(config, env={}, data_dir=shared.data, clock="system")
+    settings = load_settings(config, env={}, data_dir=shared.data, clock="system", holdout_share=0.0)
     engine = build_engine(settings)
     try:
         store = engine.stores.by_name("shop") or engine.stores.by_id(add_shop(engine, "shop").store_id)
@@ -318,7 +318,7 @@ class OrdersMidBatch:
 
 
 def engine_on(data: Path, config: Path, start: datetime, senders: dict[str, Any]) -> Engine:
-    settings = load_settings(config, env={}, data_dir=data, clock="manual")
+    settings = load_settings(config, env={}, data_dir=data, clock="manual", holdout_share=0.0)
     return Engine(
         settings,
         open_database(settings),
@@ -406,7 +406,7 @@ def test_smtp_refusing_connections_delays_sends_then_dead_letters_that_replay_on
         "down", f'[guardrails]\nmax_attempts = 3\n[channels]\nemail = "{smtp_url(port)}"\n{ONE_STEP}'
     )
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
-    settings = load_settings(config, env={}, data_dir=shared.data, clock="manual")
+    settings = load_settings(config, env={}, data_dir=shared.data, clock="manual", holdout_share=0.0)
     engine = build_engine(settings, start=t0)
     inbox = Inbox()
     try:

@@ -18,6 +18,7 @@ CONFIG = """
 [engine]
 data_dir = "{data}"
 clock = "manual"
+holdout_share = 0
 
 [channels]
 email = "null"

@@ -373,7 +373,9 @@ def test_stores_take_their_restore_pattern_and_coupon_style_from_the_config_file
         '[[stores]]\nname = "s"\nwrite_key = "wk_s"\nadmin_key = "ak_s"\n'
         'restore_url = "https://s.example/cart/{cart_id}"\ncoupon_style = "shopify"\n'
     )
-    engine = build_engine(load_settings(config, env={}, data_dir=tmp_path / "data", clock="manual"), start=START)
+    engine = build_engine(
+        load_settings(config, env={}, data_dir=tmp_path / "data", clock="manual", holdout_share=0.0), start=START
+    )
     store = engine.stores.by_name("s")
     engine.close()
 

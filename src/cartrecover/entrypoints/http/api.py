@@ -34,6 +34,7 @@ def cart_summary(cart: Cart, currency: str) -> dict[str, Any]:
         "last_activity_at": cart.last_activity_at,
         "abandoned_at": cart.abandoned_at,
         "closed_at": cart.closed_at,
+        "group": cart.group,
         "order_id": cart.order_id,
         "checkout_started": cart.checkout_started,
     }
