@@ -61,6 +61,13 @@ class StoreConfig:
             raise ConfigError(f"store {self.name!r}: coupon_style must be one of {', '.join(COUPON_STYLES)}")
         if self.restore_url and not self.restore_url.startswith(("https://", "http://")):
             raise ConfigError(f"store {self.name!r}: restore_url must be an http(s) URL")
+        if self.holdout_share is not None:
+            _check_share(self.holdout_share, f"store {self.name!r}: holdout_share")
+
+
+def _check_share(share: float, what: str) -> None:
+    if not 0 <= share < 1:
+        raise ConfigError(f"{what} must be at least 0 and below 1, not {share}")
 
 
 @dataclass(frozen=True)
@@ -91,13 +98,13 @@ class Settings:
     channels: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_CHANNELS))
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        _check_share(self.holdout_share, "holdout_share")
+
     def holdout_share_for(self, store_name: str) -> float:
         """The share of a store's shoppers held out of every journey."""
         own = next((s.holdout_share for s in self.stores if s.name == store_name and s.holdout_share is not None), None)
-        share = self.holdout_share if own is None else own
-        if not 0 <= share < 1:
-            raise ConfigError(f"holdout_share must be at least 0 and below 1, not {share}")
-        return share
+        return self.holdout_share if own is None else own
 
     def journey_for(self, store_name: str) -> JourneyConfig:
         """The journey a store runs: its own if the config gives it one, else the default."""
