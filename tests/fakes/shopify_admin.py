@@ -15,8 +15,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.fakes._http import QuietHandler, serve
 
 TOKEN = "shpat_fake0123456789abcdef"
 API_VERSION = "2026-07"
@@ -127,7 +129,7 @@ def _when(text: str) -> datetime:
 
 
 def _handler(fake: FakeShopify) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             try:
@@ -138,15 +140,7 @@ def _handler(fake: FakeShopify) -> type[BaseHTTPRequestHandler]:
                 status, answer = 400, {"errors": "Bad Request: the body must be JSON"}
             else:
                 status, answer = fake.answer(self.headers.get("X-Shopify-Access-Token", ""), self.path, body)
-            payload = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, format: str, *args: Any) -> None:  # quiet in test output
-            return
+            self.reply(status, answer, "application/json; charset=utf-8")
 
     return Handler
 
@@ -155,13 +149,6 @@ def _handler(fake: FakeShopify) -> type[BaseHTTPRequestHandler]:
 def running(fake: FakeShopify | None = None) -> Iterator[FakeShopify]:
     """Serve a fake Shopify Admin API on 127.0.0.1 (a free port) for the duration of the block."""
     fake = fake or FakeShopify()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    fake.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="fake-shopify", daemon=True)
-    thread.start()
-    try:
+    with serve(_handler(fake), "fake-shopify") as port:
+        fake.port = port
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()

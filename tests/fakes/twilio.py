@@ -9,19 +9,19 @@ signed with the account's token.
 from __future__ import annotations
 
 import base64
-import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, quote
 
 import httpx
 
 from cartrecover.ingest.twilio import signature
+from tests.fakes._http import QuietHandler, serve
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "fake-auth-token-0123456789abcdef"
@@ -148,7 +148,7 @@ def _error(status: int, code: int | None, message: str) -> tuple[int, dict[str, 
 
 
 def _handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             raw = self.rfile.read(length).decode()
@@ -157,15 +157,7 @@ def _handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
             else:
                 form = {k: v[-1] for k, v in parse_qs(raw, keep_blank_values=True).items()}
                 status, body = fake.answer(self.headers.get("Authorization", ""), self.path, form)
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, format: str, *args: Any) -> None:  # quiet in test output
-            return
+            self.reply(status, body)
 
     return Handler
 
@@ -174,13 +166,6 @@ def _handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
 def running(fake: FakeTwilio | None = None) -> Iterator[FakeTwilio]:
     """Serve a fake Twilio on 127.0.0.1 (a free port) for the duration of the block."""
     fake = fake or FakeTwilio()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    fake.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="fake-twilio", daemon=True)
-    thread.start()
-    try:
+    with serve(_handler(fake), "fake-twilio") as port:
+        fake.port = port
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()

@@ -16,8 +16,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.fakes._http import QuietHandler, serve
 
 KEY = "ck_" + "a1" * 20
 SECRET = "cs_" + "b2" * 20
@@ -119,7 +121,7 @@ def _error(status: int, code: str, message: str) -> Answer:
 
 
 def _handler(fake: FakeWooCommerce) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             try:
@@ -130,15 +132,7 @@ def _handler(fake: FakeWooCommerce) -> type[BaseHTTPRequestHandler]:
                 status, answer = _error(400, "rest_invalid_json", "Invalid JSON body passed.")
             else:
                 status, answer = fake.answer(self.headers.get("Authorization", ""), self.path, body)
-            payload = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, format: str, *args: Any) -> None:  # quiet in test output
-            return
+            self.reply(status, answer, "application/json; charset=UTF-8")
 
     return Handler
 
@@ -147,13 +141,6 @@ def _handler(fake: FakeWooCommerce) -> type[BaseHTTPRequestHandler]:
 def running(fake: FakeWooCommerce | None = None) -> Iterator[FakeWooCommerce]:
     """Serve a fake WooCommerce REST API on 127.0.0.1 (a free port) for the duration of the block."""
     fake = fake or FakeWooCommerce()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    fake.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="fake-woocommerce", daemon=True)
-    thread.start()
-    try:
+    with serve(_handler(fake), "fake-woocommerce") as port:
+        fake.port = port
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
