@@ -624,3 +624,44 @@ def test_every_segment_sample_file_parses(path: Any) -> None:
     events = normalise_batch(raw) if "batch" in json.loads(raw) else [normalise(raw)]
 
     assert events and all(e.store_id == 7 for e in events)
+
+
+# --- what an order used: coupons and discount (for incentive cost) -------------------------------------------
+
+
+def test_order_completed_keeps_its_coupon_and_discount_in_minor_units() -> None:
+    e = normalise(track("Order Completed", order_id="o", total=45.0, coupon="SAVE10-AB12", discount=5.00))
+
+    assert (e.coupons, e.discount) == (("SAVE10-AB12",), 500)
+
+
+def test_an_order_may_name_several_coupons_as_a_list_and_blanks_are_dropped() -> None:
+    e = normalise(track("Order Completed", order_id="o", coupon=["A1", "", "B2", "A1"], discount="2.5"))
+
+    assert (e.coupons, e.discount) == (("A1", "B2"), 250)
+
+
+def test_an_order_without_coupon_or_discount_has_none() -> None:
+    e = normalise(track("Order Completed", order_id="o", total=10))
+
+    assert (e.coupons, e.discount) == ((), None)
+
+
+def test_only_orders_carry_coupons_a_coupon_applied_event_does_not() -> None:
+    e = normalise(track("Coupon Applied", coupon="SAVE10", discount=1))
+
+    assert (e.coupons, e.discount) == ((), None)
+
+
+@pytest.mark.parametrize("discount", ["-5", "abc", "1e400"])
+def test_an_order_discount_that_makes_no_sense_is_refused_naming_it(discount: str) -> None:
+    assert "discount" in refusal(track("Order Completed", order_id="o", discount=discount)).message
+
+
+def test_coupons_and_discount_survive_the_event_log_encoding() -> None:
+    from cartrecover.domain.events import decode_event, encode_event
+
+    e = normalise(track("Order Completed", order_id="o", coupon="C", discount=1.25))
+
+    back = decode_event(encode_event(e))
+    assert (back.coupons, back.discount, back.value, back.order_id) == (("C",), 125, None, "o")

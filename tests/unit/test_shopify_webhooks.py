@@ -374,3 +374,25 @@ def test_an_absurd_amount_or_quantity_is_refused_naming_it_and_stores_nothing(
     assert response.status_code == 400, response.text
     assert response.json()["code"] == "invalid_event" and named in response.json()["message"]
     assert logged(engine) == 0
+
+
+def test_an_order_keeps_its_discount_codes_and_total_discounts_for_incentive_cost(
+    client: Client, shop: Shop, engine: Engine
+) -> None:
+    body = order(START, discount_codes=[{"code": "CR-AB12"}, {"code": ""}], total_discounts="12.50")
+
+    assert deliver(client, shop, "orders/create", body).status_code == 200
+    move_clock(client, shop, START + timedelta(minutes=1))
+
+    with engine.database.read() as uow:
+        kept = uow.orders.get(shop.store_id, "450789469")
+    assert kept is not None and (kept.coupons, kept.discount) == (("CR-AB12",), 1250)
+
+
+def test_the_sample_order_s_code_and_discount_are_read() -> None:
+    from cartrecover.ingest import shopify
+
+    body = json.dumps(order(START)).encode()
+    (event,) = shopify.normalise("orders/create", body, {}, store_id=1, currency="USD", received_at=START)
+
+    assert (event.coupons, event.discount) == (("TENOFF",), 1000)

@@ -275,3 +275,25 @@ def test_an_absurd_quantity_is_refused_and_stores_nothing(client: Client, shop: 
     assert response.status_code == 400, response.text
     assert "quantity" in response.json()["message"]
     assert logged(engine) == 0
+
+
+def test_a_paid_order_keeps_its_coupon_codes_and_discount_total_for_incentive_cost(
+    client: Client, shop: Shop, engine: Engine
+) -> None:
+    body = woo_order("processing", START, coupon_lines=[{"id": 1, "code": "cr-ab12"}], discount_total="4.40")
+
+    assert deliver(client, shop, "order.updated", body).status_code == 200
+    move_clock(client, shop, START + timedelta(minutes=1))
+
+    with engine.database.read() as uow:
+        kept = uow.orders.get(shop.store_id, "727")
+    assert kept is not None and (kept.coupons, kept.discount) == (("cr-ab12",), 440)
+
+
+def test_an_unpaid_order_is_a_cart_and_carries_no_coupons_yet() -> None:
+    from cartrecover.ingest import woocommerce
+
+    body = json.dumps(woo_order("pending", START, coupon_lines=[{"code": "X"}], discount_total="1.00")).encode()
+    (event,) = woocommerce.normalise("order.created", body, store_id=1, currency="USD", received_at=START)
+
+    assert (event.coupons, event.discount) == ((), None)

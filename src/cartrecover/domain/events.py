@@ -81,6 +81,8 @@ class Event(msgspec.Struct, frozen=True, omit_defaults=True, array_like=True):
     consent: dict[str, bool] = {}
     traits: dict[str, Any] = {}
     properties: dict[str, Any] = {}
+    coupons: tuple[str, ...] = ()  # codes an order used (for incentive cost)
+    discount: int | None = None  # an order's total discount in minor units, when the source states it
 
     @property
     def identities(self) -> list[tuple[str, str]]:

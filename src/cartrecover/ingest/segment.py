@@ -196,10 +196,12 @@ def normalise(
             cart_id, refs, order_id, change, items, value, restore = _cart_fields(props, change, cur)
         except (InvalidAmount, TypeError, ValueError) as exc:
             raise InvalidEvent(f"{where}: {exc}", code="invalid_event") from exc
+        # only orders say which codes they used: the other events skip reading them
+        coupons, discount = _order_discount(props, cur, where) if event_kind is _ORDER else _NO_DISCOUNT
         return Event(
             event_kind, store_id, message_id, "segment", name[:200], at, received_at,
             anonymous_id, user_id, email, phone, cart_id, refs, order_id, change, items, cur, value, checkout,
-            restore, timezone, {}, {}, props,
+            restore, timezone, {}, {}, props, coupons, discount,
         )  # fmt: skip
     if kind == "identify":
         return Event(
@@ -250,6 +252,20 @@ def _cart_fields(props: dict[str, Any], change: CartChange, cur: str) -> _CartFi
     value = fields.money(total, cur, "total")
     restore = get("restore_url") or get("cart_url") or get("checkout_url")
     return cart_id, refs, order_id, change, items, value, _text(restore) if restore else None
+
+
+_NO_DISCOUNT: tuple[tuple[str, ...], int | None] = ((), None)
+
+
+def _order_discount(props: dict[str, Any], cur: str, where: str) -> tuple[tuple[str, ...], int | None]:
+    """(coupons, discount) of an order: `coupon` is a code (or a list of codes), `discount` the total taken off."""
+    coupon = props.get("coupon")
+    codes = coupon if isinstance(coupon, list) else [coupon]
+    coupons = tuple(dict.fromkeys(text for code in codes if (text := _text(code))))
+    try:
+        return coupons, fields.money(props.get("discount"), cur, "discount")
+    except ValueError as exc:
+        raise InvalidEvent(f"{where}: {exc}", code="invalid_event") from exc
 
 
 _ACTIVITY, _ORDER = EventKind.CART_ACTIVITY, EventKind.ORDER_PLACED

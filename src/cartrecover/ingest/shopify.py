@@ -72,6 +72,12 @@ class Customer(msgspec.Struct):
     sms_marketing_consent: dict[str, Any] | None = None
 
 
+class DiscountCode(msgspec.Struct):
+    """A code applied to a checkout or order."""
+
+    code: str | None = None
+
+
 class Resource(msgspec.Struct):
     """The fields we read of a checkout, cart or order webhook body."""
 
@@ -94,6 +100,8 @@ class Resource(msgspec.Struct):
     updated_at: str | None = None
     completed_at: str | None = None
     cancelled_at: str | None = None
+    discount_codes: list[DiscountCode] | None = None
+    total_discounts: Any = None
 
 
 class PrivacyRequest(msgspec.Struct):
@@ -187,6 +195,7 @@ def _checkout(r: Resource, base: dict[str, Any], cur: str) -> list[Event]:
         name=f"{base['name']} (completed)",
         at=_at(base, r.completed_at, None),
         order_id=f"checkout:{r.token}" if r.token else None,
+        **_discount(r, cur),
     )
     return [snapshot, completed]
 
@@ -233,8 +242,15 @@ def _order(topic: str, r: Resource, base: dict[str, Any], cur: str) -> Event:
         value=fields.money(r.total_price, cur, "total_price"),
         checkout_started=True,
         consent=_consent(r),
+        **_discount(r, cur),
         **base,
     )
+
+
+def _discount(r: Resource, cur: str) -> dict[str, Any]:
+    """The codes an order used (`discount_codes[].code`) and what they took off (`total_discounts`)."""
+    codes = tuple(dict.fromkeys(code.code for code in r.discount_codes or () if code.code))
+    return {"coupons": codes, "discount": fields.money(r.total_discounts, cur, "total_discounts")}
 
 
 def _privacy_event(topic: str, request: PrivacyRequest, base: dict[str, Any]) -> Event:

@@ -55,6 +55,12 @@ class Line(msgspec.Struct):
     subtotal: Any = None
 
 
+class CouponLine(msgspec.Struct):
+    """A coupon applied to an order."""
+
+    code: str | None = None
+
+
 class Order(msgspec.Struct):
     """The REST v3 order resource: the body of every order.* delivery (only `id` when an order is deleted)."""
 
@@ -71,6 +77,8 @@ class Order(msgspec.Struct):
     date_created_gmt: str | None = None
     date_modified_gmt: str | None = None
     date_paid_gmt: str | None = None
+    coupon_lines: list[CouponLine] | None = None
+    discount_total: Any = None
 
 
 _order = msgspec.json.Decoder(Order, float_hook=Decimal)
@@ -158,6 +166,8 @@ def _snapshot(order: Order, status: str, base: dict[str, Any], cur: str, receive
         value=fields.money(order.total, cur, "total"),
         checkout_started=True,
         restore_url=None if placed else order.payment_url,
+        coupons=tuple(dict.fromkeys(c.code for c in order.coupon_lines or () if c.code)) if placed else (),
+        discount=fields.money(order.discount_total, cur, "discount_total") if placed else None,
         **base,
     )
 

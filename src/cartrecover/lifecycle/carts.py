@@ -63,6 +63,8 @@ def on_order_placed(uow: UnitOfWork, event: Event, context: Context) -> None:
         value=event.value,
         currency=event.currency,
         refs=refs,
+        coupons=event.coupons,
+        discount=event.discount,
     )
     carts = _carts_closed_by(uow, event, shopper_id, refs)
     for cart in carts:

@@ -20,6 +20,8 @@ class Order:
     refs: tuple[str, ...]
     cart_id: str | None = None
     cancelled_at: datetime | None = None
+    coupons: tuple[str, ...] = ()  # the codes the order used
+    discount: int | None = None  # its total discount in minor units, when the source states it
 
 
 class Orders(Protocol):
