@@ -17,11 +17,15 @@ require_ads_consent = true                   # ad audiences: only shoppers with 
 [channels]
 email = "console"                            # or smtp://user:password@host:587?starttls=true&from=…
 sms = "console"                              # or twilio://ACCOUNT_SID:AUTH_TOKEN@host?from=+1…
+
+[measure]
+attribution_windows = { email = "5d", push = "24h", sms = "24h", onsite = "24h" }   # last-touch windows
+channel_cost = { email = "0.001", sms = "0.0079" }  # per message sent, in the store's currency
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -124,6 +128,46 @@ def parse_channels(raw: dict[str, Any]) -> dict[str, str]:
     if unknown:
         raise ConfigError(f"unknown channels: {', '.join(sorted(unknown))}")
     return {**DEFAULT_CHANNELS, **{k: str(v) for k, v in raw.items()}}
+
+
+DEFAULT_ATTRIBUTION_WINDOWS = {
+    "email": timedelta(days=5),
+    "push": timedelta(hours=24),
+    "sms": timedelta(hours=24),
+    "onsite": timedelta(hours=24),
+}
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    """`[measure]`: last-touch windows per channel, and what one message costs per channel (major units)."""
+
+    attribution_windows: dict[str, timedelta] = field(default_factory=lambda: dict(DEFAULT_ATTRIBUTION_WINDOWS))
+    channel_cost: dict[str, Decimal] = field(default_factory=dict)
+
+
+def parse_measure(raw: dict[str, Any], duration: Any) -> MeasureConfig:
+    """`[measure]`, defaults for what is absent; the windows given replace those channels' defaults."""
+    unknown = set(raw) - {"attribution_windows", "channel_cost"}
+    if unknown:
+        raise ConfigError(f"unknown [measure] settings: {', '.join(sorted(unknown))}")
+    channels = {c.value for c in Channel}
+    windows, costs = dict(raw.get("attribution_windows", {})), dict(raw.get("channel_cost", {}))
+    for name, table in (("attribution_windows", windows), ("channel_cost", costs)):
+        if set(table) - channels:
+            raise ConfigError(f"measure.{name}: unknown channels {', '.join(sorted(set(table) - channels))}")
+    parsed_costs = {}
+    for channel, cost in costs.items():
+        try:
+            parsed_costs[channel] = Decimal(str(cost))
+        except InvalidOperation as exc:
+            raise ConfigError(f"measure.channel_cost.{channel}: not a decimal amount: {cost!r}") from exc
+        if not parsed_costs[channel].is_finite() or parsed_costs[channel] < 0:
+            raise ConfigError(f"measure.channel_cost.{channel}: must be an amount of 0 or more, not {cost!r}")
+    return MeasureConfig(
+        attribution_windows={**DEFAULT_ATTRIBUTION_WINDOWS, **{k: duration(v) for k, v in windows.items()}},
+        channel_cost=parsed_costs,
+    )
 
 
 def minutes(value: timedelta) -> float:

@@ -17,9 +17,11 @@ from cartrecover.journey_settings import (
     DEFAULT_CHANNELS,
     DEFAULT_JOURNEY_CONFIG,
     JourneyConfig,
+    MeasureConfig,
     parse_channels,
     parse_guardrails,
     parse_journey,
+    parse_measure,
 )
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -96,6 +98,7 @@ class Settings:
     journey: JourneyConfig = DEFAULT_JOURNEY_CONFIG
     guardrails: Guardrails = field(default_factory=Guardrails)
     channels: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_CHANNELS))
+    measure: MeasureConfig = field(default_factory=MeasureConfig)  # [measure]: attribution windows, channel costs
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -181,7 +184,15 @@ def _from_mapping(raw: dict[str, Any]) -> Settings:
         )
         for s in raw.get("stores", ())
     )
-    known = {f.name for f in fields(Settings)} - {"rules", "stores", "extra", "journey", "guardrails", "channels"}
+    known = {f.name for f in fields(Settings)} - {
+        "rules",
+        "stores",
+        "extra",
+        "journey",
+        "guardrails",
+        "channels",
+        "measure",
+    }
     unknown = set(engine) - known
     if unknown:
         raise ConfigError(f"unknown [engine] settings: {', '.join(sorted(unknown))}")
@@ -197,6 +208,7 @@ def _from_mapping(raw: dict[str, Any]) -> Settings:
             journey=parse_journey(raw.get("journey", {}), parse_duration),
             guardrails=parse_guardrails(raw.get("guardrails", {}), parse_duration),
             channels=parse_channels(raw.get("channels", {})),
+            measure=parse_measure(raw.get("measure", {}), parse_duration),
         )
     except TypeError as exc:
         raise ConfigError(str(exc)) from exc

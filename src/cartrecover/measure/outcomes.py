@@ -1,0 +1,109 @@
+"""What happened to each cart abandoned in a window, read from the state store: its group, order and touches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from cartrecover.domain.cart import Cart, CartStatus
+from cartrecover.domain.holdout import Group
+from cartrecover.domain.journey import Step, StepStatus
+from cartrecover.measure.attribution import Touch
+from cartrecover.ports.orders import Order
+from cartrecover.ports.unit_of_work import UnitOfWork
+
+_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class CartOutcome:
+    """One abandoned cart: its group, value and touches; the order it recovered, if any, counted once."""
+
+    cart_id: str
+    group: Group
+    value: int
+    sends: tuple[Step, ...]  # steps sent about this cart
+    clicks: tuple[Touch, ...]
+    order: Order | None = None  # set on one cart per order (the first abandoned), never on two
+
+    @property
+    def revenue(self) -> int:
+        """The recovered order's value in minor units, or 0."""
+        return (self.order.value or 0) if self.order is not None else 0
+
+
+def abandoned_between(uow: UnitOfWork, store_id: int, since: datetime, until: datetime) -> list[CartOutcome]:
+    """The store's carts abandoned in [since, until), oldest abandonment first.
+
+    A cart counts as recovered when its order was placed after its abandonment and has not been cancelled. An
+    order that closed several carts of one shopper (it closes all their open carts) is kept on the first of them
+    only, so that its revenue is counted once. A cart without a group (abandoned before holdouts existed) is
+    treated: it could have been contacted.
+    """
+    carts = sorted(_carts(uow, store_id, since, until), key=lambda c: (c.abandoned_at, c.cart_id))
+    seen: set[str] = set()
+    outcomes = []
+    for cart in carts:
+        order = _recovering_order(uow, cart)
+        if order is not None and order.order_id in seen:
+            order = None
+        if order is not None:
+            seen.add(order.order_id)
+        steps = uow.outbox.for_cart(store_id, cart.cart_id)
+        outcomes.append(
+            CartOutcome(
+                cart_id=cart.cart_id,
+                group=Group(cart.group) if cart.group else Group.TREATED,
+                value=cart.value,
+                sends=tuple(s for s in steps if s.status is StepStatus.SENT and s.sent_at and s.channel),
+                clicks=_clicks(uow, cart, steps),
+                order=order,
+            )
+        )
+    return outcomes
+
+
+def incentive_of(step: Step) -> str:
+    """The label of a step's incentive, for the breakdown: "none" or "10% off"."""
+    return f"{step.incentive.percent}% off" if step.incentive else "none"
+
+
+def _carts(uow: UnitOfWork, store_id: int, since: datetime, until: datetime) -> Iterator[Cart]:
+    # A scan of the store's carts by id: the carts port has no index on abandonment time (yet).
+    after = None
+    while page := uow.carts.page(store_id, None, _PAGE, after):
+        yield from (c for c in page if c.abandoned_at is not None and since <= c.abandoned_at < until)
+        if len(page) < _PAGE:
+            break
+        after = page[-1].cart_id
+
+
+def _recovering_order(uow: UnitOfWork, cart: Cart) -> Order | None:
+    if cart.status is not CartStatus.RECOVERED or cart.order_id is None:
+        return None
+    order = uow.orders.get(cart.store_id, cart.order_id)
+    if order is None:  # the cart knows the order but it was never kept: take the cart's copy
+        assert cart.closed_at is not None
+        order = Order(cart.store_id, cart.order_id, cart.shopper_id, cart.closed_at, cart.order_value, None, ())
+    return None if order.cancelled_at is not None else order
+
+
+def _clicks(uow: UnitOfWork, cart: Cart, steps: list[Step]) -> tuple[Touch, ...]:
+    by_message = {s.message_id: s for s in steps}
+    clicks = []
+    for entry in uow.timeline.for_cart(cart.store_id, cart.cart_id):
+        step = by_message.get(str(entry.get("message_id"))) if entry.get("kind") == "click" else None
+        if step is not None:
+            channel = str(entry.get("channel") or (step.channel.value if step.channel else ""))
+            clicks.append(Touch(entry["at"], channel, step.name, step.step_id, True, incentive_of(step)))
+    return tuple(clicks)
+
+
+def sends_as_touches(outcome: CartOutcome) -> list[Touch]:
+    """The cart's sent messages as touches (their send time and channel)."""
+    return [
+        Touch(s.sent_at, s.channel.value, s.name, s.step_id, False, incentive_of(s))
+        for s in outcome.sends
+        if s.sent_at is not None and s.channel is not None
+    ]
