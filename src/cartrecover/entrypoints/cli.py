@@ -88,8 +88,18 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--shoppers", type=int, default=400)
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(run=_demo)
+    _add_simulate(sub)
     _add_audiences(sub, common)
     return parser
+
+
+def _add_simulate(sub: Any) -> None:
+    simulate = sub.add_parser("simulate", help="simulated shoppers against a fresh engine: true lift vs measured")
+    simulate.add_argument("--days", type=int, default=14, help="simulated days of arrivals (default 14)")
+    simulate.add_argument("--seed", type=int, default=1)
+    simulate.add_argument("--profile", type=Path, help="the store to simulate, TOML or JSON (docs/simulator.md)")
+    simulate.add_argument("--data-dir", type=Path, help="the engine's data directory (default: a new temporary one)")
+    simulate.set_defaults(run=_simulate)
 
 
 def _add_audiences(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -289,6 +299,18 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(data_dir=Path(args.data_dir) if args.data_dir else None, shoppers=args.shoppers, seed=args.seed)
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    from cartrecover.simulate.run import run_simulation
+    from cartrecover.simulate.shoppers import load_profile
+
+    try:
+        profile = load_profile(args.profile) if args.profile else None
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(f"cannot read profile {args.profile}: {exc}") from exc
+    run_simulation(days=args.days, seed=args.seed, profile=profile, data_dir=args.data_dir)
+    return 0
+
+
 def _audiences_export(args: argparse.Namespace) -> int:
     from cartrecover.bootstrap import build_engine
     from cartrecover.deliver import audiences
@@ -316,3 +338,4 @@ def _audiences_export(args: argparse.Namespace) -> int:
         args.out.write_text(text)
         print(f"{len(members)} shopper(s) written to {args.out}", file=sys.stderr)
     return 0
+

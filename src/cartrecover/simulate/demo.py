@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from itertools import groupby
 from pathlib import Path
@@ -20,6 +15,7 @@ from typing import Any
 import httpx
 from tqdm import tqdm
 
+from cartrecover.simulate.server import all_carts, cli_json, iso, post, server
 from cartrecover.simulate.traffic import Day, generate_day
 
 STORE = "demo-shop"
@@ -28,15 +24,15 @@ STORE = "demo-shop"
 def run_demo(data_dir: Path | None = None, shoppers: int = 400, seed: int = 7) -> int:
     """Generate a day, send it over HTTP on the manual clock, and print the carts the engine found."""
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="cartrecover-demo-"))
-    keys = _cli_json("stores", "add", STORE, "--json", "--data-dir", str(data_dir), "--timezone", "Europe/Berlin")
+    keys = cli_json("stores", "add", STORE, "--json", "--data-dir", str(data_dir), "--timezone", "Europe/Berlin")
     start = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     day = generate_day(start, shoppers, seed)
     print(f"generated {len(day.calls)} Segment calls from {shoppers} shoppers on {start.date()} (seed {seed})")
-    with _server(data_dir) as base, httpx.Client(base_url=base, timeout=60) as http:
+    with server(data_dir) as base, httpx.Client(base_url=base, timeout=60) as http:
         admin = {"Authorization": f"Bearer {keys['admin_key']}"}
         sent, seconds = _send_day(http, keys["write_key"], admin, day, start)
-        _post(http, "/api/v1/clock", {"now": _iso(start + timedelta(days=4))}, admin)  # the whole journey
-        carts = _all_carts(http, admin)
+        post(http, "/api/v1/clock", {"now": iso(start + timedelta(days=4))}, admin)  # the whole journey
+        carts = all_carts(http, admin)
         stopped = _a_journey_stopped_by_an_order(http, admin, carts)
     _report(day, carts, sent, seconds, data_dir)
     _report_messages(data_dir, stopped)
@@ -49,29 +45,16 @@ def _send_day(
     """Minute by minute: move the clock to the minute's end, then send its calls as one batch (sentAt = then)."""
     calls = sorted(day.calls, key=lambda c: c["timestamp"])
     began, sent = time.perf_counter(), 0
-    http.post("/api/v1/clock", json={"now": _iso(start)}, headers=admin).raise_for_status()
+    http.post("/api/v1/clock", json={"now": iso(start)}, headers=admin).raise_for_status()
     with tqdm(total=len(calls), unit="ev", desc="day of traffic") as progress:
         for minute, group in groupby(calls, key=lambda c: c["timestamp"][:16]):
             batch = list(group)
             end = datetime.fromisoformat(minute + ":00+00:00") + timedelta(minutes=1)
-            _post(http, "/api/v1/clock", {"now": _iso(end)}, admin)
-            _post(http, "/v1/batch", {"batch": batch, "sentAt": _iso(end), "writeKey": write_key}, {})
+            post(http, "/api/v1/clock", {"now": iso(end)}, admin)
+            post(http, "/v1/batch", {"batch": batch, "sentAt": iso(end), "writeKey": write_key}, {})
             sent += len(batch)
             progress.update(len(batch))
     return sent, time.perf_counter() - began
-
-
-def _all_carts(http: httpx.Client, admin: dict[str, str]) -> list[dict[str, Any]]:
-    carts: list[dict[str, Any]] = []
-    after: str | None = None
-    while True:
-        page = http.get("/api/v1/carts", params={"limit": 1000, **({"after": after} if after else {})}, headers=admin)
-        page.raise_for_status()
-        body = page.json()
-        carts += body["carts"]
-        after = body["next"]
-        if not after:
-            return carts
 
 
 def _report(day: Day, carts: list[dict[str, Any]], sent: int, seconds: float, data_dir: Path) -> None:
@@ -153,67 +136,3 @@ def _mismatches(day: Day, carts: list[dict[str, Any]]) -> list[tuple[str, str, s
 
 def _agrees(day: Day, carts: list[dict[str, Any]]) -> bool:
     return not _mismatches(day, carts)
-
-
-def _post(http: httpx.Client, path: str, body: dict[str, Any], headers: dict[str, str]) -> None:
-    response = http.post(path, json=body, headers=headers)
-    if response.status_code != 200:
-        raise RuntimeError(f"POST {path} answered {response.status_code}: {response.text}")
-
-
-def _iso(at: datetime) -> str:
-    return at.isoformat().replace("+00:00", "Z")
-
-
-def _cli_json(*args: str) -> dict[str, str]:
-    out = subprocess.run([sys.executable, "-m", "cartrecover", *args], check=True, capture_output=True, text=True)
-    keys: dict[str, str] = json.loads(out.stdout)
-    return keys
-
-
-@contextmanager
-def _server(data_dir: Path) -> Iterator[str]:
-    """`cartrecover serve --clock manual` on a free port, stopped afterwards."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    log = (data_dir / "server.log").open("w")
-    env = {**os.environ, "CARTRECOVER_CONFIG": ""}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cartrecover",
-            "serve",
-            "--clock",
-            "manual",
-            "--data-dir",
-            str(data_dir),
-            "--port",
-            str(port),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(base, process)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
-
-
-def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode}; see server.log in the data directory")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise RuntimeError("the server did not become ready within 60 s")

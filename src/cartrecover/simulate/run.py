@@ -1,0 +1,322 @@
+"""`cartrecover simulate`: simulated shoppers against a real engine, then the true lift next to the measured one.
+
+The driver starts `cartrecover serve --clock manual`, creates a store, and moves the clock in steps. At each step
+it sends the visits of that step as one Segment batch, reads the messages the engine delivered since the last
+step from the console channel's file, lets each shopper react (shoppers.Shopper.receive), follows the restore
+links they click (`GET /r/{token}`, the coupon read from the redirect) and sends their orders. It talks to the
+engine only through HTTP and the messages file.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
+
+import httpx
+from tqdm import tqdm
+
+from cartrecover.simulate.server import all_carts, cli_json, iso, post, server
+from cartrecover.simulate.shoppers import Shopper, StoreProfile, Touch, Visit, lognormal_prices, make_visit
+
+STEP = timedelta(minutes=10)
+DRAIN = timedelta(days=7)  # after the last arrival: every journey step, click and own return has happened
+_LINK = re.compile(r"/r/([A-Za-z0-9._~\-]+)")
+_PERCENT = re.compile(r"(\d+)\s?% off")
+
+
+@dataclass
+class _Action:
+    at: datetime
+    number: int
+    kind: str  # "click", "order"
+    token: str = ""
+
+
+@dataclass
+class Outcome:
+    """What happened to one abandoned cart in the simulation, and what would have without contact."""
+
+    cart_id: str
+    value: int
+    counterfactual: bool  # would have ordered with no contact
+    contacted: int = 0  # messages received
+    clicked: int = 0
+    ordered: bool = False
+    via_click: bool = False
+    discount: int = 0
+    stopped: bool = False
+    coupon: str | None = None
+
+
+@dataclass
+class Simulation:
+    """The state of one run: visits, shoppers with their hidden responses, and what is still to happen."""
+
+    profile: StoreProfile
+    seed: int
+    visits: dict[int, Visit] = field(default_factory=dict)
+    shoppers: dict[int, Shopper] = field(default_factory=dict)
+    by_address: dict[str, int] = field(default_factory=dict)
+    pending: list[_Action] = field(default_factory=list)
+    outcomes: dict[int, Outcome] = field(default_factory=dict)
+    calls: list[dict[str, Any]] = field(default_factory=list)  # due calls, sent at the next step
+
+
+def run_simulation(
+    days: int = 14, seed: int = 1, profile: StoreProfile | None = None, data_dir: Path | None = None
+) -> dict[str, Any]:
+    """Simulate `days` of the store against a fresh engine; print and return the summary."""
+    profile = profile or StoreProfile()
+    data_dir = data_dir or Path(tempfile.mkdtemp(prefix="cartrecover-sim-"))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+    restore = "https://sim-shop.example/cart/{cart_id}"
+    keys = cli_json(
+        *("stores", "add", profile.name, "--json", "--data-dir", str(data_dir), "--timezone", profile.timezone),
+        *("--currency", profile.currency, "--restore-url", restore, "--coupon-style", "query"),
+    )
+    sim = Simulation(profile, seed)
+    start = datetime(2030, 1, 1, tzinfo=UTC)  # any fixed day: the same seed gives the same run
+    env = {"CARTRECOVER_HOLDOUT_SHARE": str(profile.holdout_share)}
+    with server(data_dir, env) as base, httpx.Client(base_url=base, timeout=120) as http:
+        admin = {"Authorization": f"Bearer {keys['admin_key']}"}
+        _drive(sim, http, keys["write_key"], admin, data_dir / "messages.jsonl", start=start, days=days)
+        summary = tally(sim.outcomes, http, admin)
+    summary["wall_seconds"] = time.perf_counter() - began
+    summary["days"], summary["seed"], summary["data_dir"] = days, seed, str(data_dir)
+    print_summary(summary)
+    return summary
+
+
+def _drive(
+    sim: Simulation,
+    http: httpx.Client,
+    write_key: str,
+    admin: dict[str, str],
+    inbox: Path,
+    *,
+    start: datetime,
+    days: int,
+) -> None:
+    arrivals = _arrivals(sim, start, days)
+    end = start + timedelta(days=days) + DRAIN
+    post(http, "/api/v1/clock", {"now": iso(start)}, admin)
+    offset, now = 0, start
+    steps = int((end - start) / STEP)
+    for _ in tqdm(range(steps), unit="step", desc=f"{days} days + {DRAIN.days} to settle", mininterval=0.5):
+        now += STEP
+        post(http, "/api/v1/clock", {"now": iso(now)}, admin)
+        offset = _read_inbox(sim, inbox, offset, now)
+        while arrivals and arrivals[0][0] <= now:
+            _arrive(sim, arrivals.pop(0)[1])
+        _act(sim, http, now)
+        if sim.calls:
+            batch = sorted(sim.calls, key=lambda c: str(c["timestamp"]))
+            post(http, "/v1/batch", {"batch": batch, "sentAt": iso(now), "writeKey": write_key}, {})
+            sim.calls.clear()
+
+
+def _arrivals(sim: Simulation, start: datetime, days: int) -> list[tuple[datetime, Visit]]:
+    """Every visit of the run, by arrival time; arrivals follow the hourly weights in each shopper's local time."""
+    profile = sim.profile
+    prices = lognormal_prices(
+        random.Random(f"{sim.seed}/catalogue"), profile.catalogue_size, profile.price_median, profile.price_sigma
+    )
+    visits = []
+    for day in range(days):
+        rng = random.Random(f"{sim.seed}/day/{day}")
+        for index in range(profile.shoppers_per_day):
+            number = day * 100_000 + index
+            hour = rng.choices(range(24), profile.hourly_weights)[0]
+            local = _local_time(rng, start + timedelta(days=day), hour, profile, rng.random())
+            visits.append((local, make_visit(profile, rng, number, local, prices)))
+    visits.sort(key=lambda pair: pair[0])
+    return visits
+
+
+def _local_time(rng: random.Random, day: datetime, hour: int, profile: StoreProfile, pick: float) -> datetime:
+    """A moment in `hour` of the shopper's local day, as UTC, within the simulated day starting at `day`."""
+    zones, shares = zip(*profile.timezones.items(), strict=True)
+    zone = ZoneInfo(rng.choices(zones, shares)[0])
+    offset = day.astimezone(zone).utcoffset() or timedelta()
+    seconds = (hour * 3600 + int(pick * 3600) - int(offset.total_seconds())) % 86_400
+    return day + timedelta(seconds=seconds)
+
+
+def _arrive(sim: Simulation, visit: Visit) -> None:
+    sim.calls += visit.calls
+    visit.calls = []
+    sim.visits[visit.number] = visit
+    if visit.left_at is None:
+        return
+    wait = timedelta(minutes=15 if visit.quick_abandon else 30)
+    shopper = Shopper.draw(visit.number, sim.seed, visit.value, visit.left_at + wait, sim.profile.response)
+    sim.shoppers[visit.number] = shopper
+    sim.outcomes[visit.number] = Outcome(visit.cart_id or "", visit.value, shopper.counterfactual_orders)
+    for address in (visit.email, visit.phone):
+        if address:
+            sim.by_address[address] = visit.number
+    if shopper.order_at is not None:
+        sim.pending.append(_Action(shopper.order_at, visit.number, "order"))
+
+
+def _read_inbox(sim: Simulation, inbox: Path, offset: int, now: datetime) -> int:
+    """Messages appended since `offset`: each one a touch for its shopper, who may plan a click and an order."""
+    if not inbox.exists():
+        return offset
+    with inbox.open() as file:
+        file.seek(offset)
+        lines = file.readlines()
+        offset = file.tell()
+    for message in map(json.loads, lines):
+        number = sim.by_address.get(message["to"])
+        if number is None:
+            continue
+        percent = _PERCENT.search(message["text"])
+        touch = Touch(now, message["channel"], int(percent[1]) if percent else 0)
+        outcome = sim.outcomes[number]
+        outcome.contacted += 1
+        reaction = sim.shoppers[number].receive(touch)
+        link = _LINK.search(message["text"])
+        if reaction.click_at is not None and link:
+            sim.pending.append(_Action(reaction.click_at, number, "click", link[1]))
+        if reaction.orders:
+            sim.pending.append(_Action(reaction.click_at or now, number, "order"))
+        outcome.stopped = outcome.stopped or reaction.stops
+    return offset
+
+
+def _act(sim: Simulation, http: httpx.Client, now: datetime) -> None:
+    """Clicks and orders due by now; an order only if the shopper still orders then (a touch may have changed it)."""
+    due = [a for a in sim.pending if a.at <= now]
+    sim.pending = [a for a in sim.pending if a.at > now]
+    for action in sorted(due, key=lambda a: (a.at, a.kind)):
+        shopper, outcome, visit = sim.shoppers[action.number], sim.outcomes[action.number], sim.visits[action.number]
+        if action.kind == "click":
+            outcome.clicked += 1
+            outcome.coupon = _follow(http, action.token) or outcome.coupon
+        elif shopper.order_at == action.at and not outcome.ordered:
+            discount = _discount(visit.value, outcome.coupon, shopper) if shopper.via_click else 0
+            coupon = outcome.coupon if discount else None
+            at = min(action.at, now - timedelta(seconds=30))  # inside this step, so not in the engine's future
+            visit.call("page", at, name="Cart", properties={"path": f"/cart/{visit.cart_id}"})
+            visit.order(at + timedelta(seconds=30), sim.profile.currency, coupon, discount)
+            sim.calls += visit.calls
+            visit.calls = []
+            outcome.ordered, outcome.via_click, outcome.discount = True, shopper.via_click, discount
+
+
+def _follow(http: httpx.Client, token: str) -> str | None:
+    """Follow a restore link as a browser would (without going on to the shop); the coupon it applies, if any."""
+    response = http.get(f"/r/{token}", follow_redirects=False)
+    if response.status_code != 302:
+        return None
+    return next(iter(parse_qs(urlsplit(response.headers["location"]).query).get("coupon", [])), None)
+
+
+def _discount(value: int, coupon: str | None, shopper: Shopper) -> int:
+    percent = max((t.percent_off for t in shopper.touches), default=0)
+    return round(value * percent / 100) if coupon and percent else 0
+
+
+def tally(outcomes: dict[int, Outcome], http: httpx.Client, admin: dict[str, str]) -> dict[str, Any]:
+    """Counts per group, the true incremental revenue, and the one measured from the engine's carts."""
+    carts = {c["id"]: c for c in all_carts(http, admin)}
+    groups: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    true_incremental = 0
+    for outcome in outcomes.values():
+        cart = carts.get(outcome.cart_id, {})
+        row = groups[cart.get("group") or "unknown"]
+        row["abandoned"] += 1
+        row["contacted"] += outcome.contacted > 0
+        row["clicked"] += outcome.clicked > 0
+        row["recovered"] += outcome.ordered
+        row["revenue"] += outcome.value * outcome.ordered
+        row["counterfactual_revenue"] += outcome.value * outcome.counterfactual
+        row["discount"] += outcome.discount
+        row["stopped"] += outcome.stopped
+        if cart.get("group") == "treated":
+            true_incremental += outcome.value * (outcome.ordered - outcome.counterfactual)
+    measured = _measured(carts.values(), groups)
+    return {
+        "groups": {name: dict(row) for name, row in sorted(groups.items())},
+        "true_incremental_revenue": true_incremental,
+        "measured_incremental_revenue": measured,
+        "report": _report(http, admin),
+    }
+
+
+def _measured(carts: Any, groups: dict[str, dict[str, int]]) -> int | None:
+    """(treated revenue per abandoned cart − holdout's) × treated carts, from `GET /api/v1/carts` alone."""
+    for cart in carts:
+        if cart.get("abandoned_at") and cart.get("group"):
+            row = groups[cart["group"]]
+            row["engine_abandoned"] += 1
+            row["engine_recovered"] += cart["status"] == "recovered"
+            row["engine_revenue"] += cart["value"] * (cart["status"] == "recovered")
+    treated, holdout = groups.get("treated"), groups.get("holdout")
+    if not treated or not holdout or not treated["engine_abandoned"] or not holdout["engine_abandoned"]:
+        return None
+    per_cart = treated["engine_revenue"] / treated["engine_abandoned"]
+    return round((per_cart - holdout["engine_revenue"] / holdout["engine_abandoned"]) * treated["engine_abandoned"])
+
+
+def _report(http: httpx.Client, admin: dict[str, str]) -> dict[str, Any] | None:
+    """The engine's own recovery report, where it has one."""
+    response = http.get("/api/v1/reports/recovery", headers=admin)
+    if response.status_code != 200:
+        return None
+    report: dict[str, Any] = response.json()
+    return report
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """The funnel per group, then the true incremental revenue next to the measured one."""
+    columns = ("abandoned", "contacted", "clicked", "recovered", "revenue", "discount", "engine_recovered")
+    print(f"\n{'group':<10}" + "".join(f"{name:>18}" for name in columns))
+    for name, row in summary["groups"].items():
+        cells = [
+            f"{row.get(c, 0) / 100:>18,.2f}" if c in ("revenue", "discount") else f"{row.get(c, 0):>18}"
+            for c in columns
+        ]
+        print(f"{name:<10}" + "".join(cells))
+    measured = summary["measured_incremental_revenue"]
+    print(
+        f"\nTRUE incremental revenue (treated orders minus their no-contact counterfactual): "
+        f"{summary['true_incremental_revenue'] / 100:,.2f}"
+    )
+    print(
+        "MEASURED incremental revenue (treated minus holdout revenue per abandoned cart, times treated carts): "
+        + ("n/a (no holdout carts)" if measured is None else f"{measured / 100:,.2f}")
+    )
+    if summary["report"] is not None:
+        print(f"engine report (GET /api/v1/reports/recovery): {_incremental_of(summary['report'])}")
+    print(
+        f"\n{summary['days']} simulated days (seed {summary['seed']}) in {summary['wall_seconds']:.1f} s wall time; "
+        f"data in {summary['data_dir']}"
+    )
+
+
+def _incremental_of(report: dict[str, Any]) -> str:
+    """The report's incremental revenue and interval, whatever their nesting: every key naming them."""
+    found: list[str] = []
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{path}.{key}" if path else key)
+        elif "incremental" in path and "revenue" in path and len(found) < 6:
+            found.append(f"{path}={node}")
+
+    walk(report, "")
+    return ", ".join(found) or json.dumps(report)[:300]
