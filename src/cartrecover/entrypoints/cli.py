@@ -90,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=_demo)
     _add_simulate(sub)
     _add_audiences(sub, common)
+    _add_report(sub, common)
     return parser
 
 
@@ -339,3 +340,45 @@ def _audiences_export(args: argparse.Namespace) -> int:
         print(f"{len(members)} shopper(s) written to {args.out}", file=sys.stderr)
     return 0
 
+
+def _add_report(sub: Any, common: argparse.ArgumentParser) -> None:
+    report = sub.add_parser("report", parents=[common], help="what was recovered and earned against the holdout")
+    report.add_argument("--store", help="the store's name (default: the only one)")
+    report.add_argument("--since", help="carts abandoned from this ISO-8601 time (default: 30 days before --until)")
+    report.add_argument("--until", help="carts abandoned before this ISO-8601 time (default: now)")
+    report.add_argument("--json", action="store_true", help="print the report as JSON")
+    report.set_defaults(run=_report)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from cartrecover import measure
+    from cartrecover.bootstrap import build_engine
+    from cartrecover.entrypoints.http.audiences import window
+
+    engine = build_engine(load_settings(args.config, data_dir=Path(args.data_dir) if args.data_dir else None))
+    try:
+        store = engine.stores.by_id(_store_id(engine, args.store) or 0) if args.store else None
+        if store is None:
+            stores = engine.stores.all()
+            if len(stores) != 1:
+                raise ConfigError(f"there are {len(stores)} stores: name one with --store")
+            store = stores[0]
+        since, until = window(args.since, args.until, engine.clock.now())
+        config = engine.settings.measure
+        with engine.database.read() as uow:
+            found = measure.recovery(
+                uow,
+                store.store_id,
+                store.currency,
+                since,
+                until,
+                windows=config.attribution_windows,
+                channel_cost=config.channel_cost,
+            )
+    finally:
+        engine.close()
+    if args.json:
+        sys.stdout.write(json.dumps(measure.as_json(found), indent=2) + "\n")
+    else:
+        sys.stdout.write(f"Store {store.name}\n" + measure.as_table(found))
+    return 0

@@ -13,7 +13,7 @@ from litestar.openapi import OpenAPIConfig
 
 from cartrecover import __version__
 from cartrecover.engine import Engine
-from cartrecover.entrypoints.http import api, audiences, ingest, ops, push, tracking, twilio, webhooks
+from cartrecover.entrypoints.http import api, audiences, ingest, ops, push, reports, tracking, twilio, webhooks
 from cartrecover.entrypoints.http.common import Runtime, error_response, json_response
 from cartrecover.entrypoints.http.ops import Metrics
 from cartrecover.errors import CartRecoverError
@@ -52,6 +52,7 @@ def create_app(engine: Engine, *, background: bool = True) -> Litestar:
             *twilio.ROUTES,
             *api.ROUTES,
             *audiences.ROUTES,
+            *reports.ROUTES,
             *tracking.ROUTES,
             *ops.ROUTES,
         ],

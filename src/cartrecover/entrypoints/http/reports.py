@@ -1,0 +1,42 @@
+"""`GET /api/v1/reports/recovery`: what the journeys recovered and earned against the holdout, for one store."""
+
+from __future__ import annotations
+
+from litestar import Request, Response, get
+from litestar.params import Parameter
+
+from cartrecover import measure
+from cartrecover.entrypoints.http.audiences import window
+from cartrecover.entrypoints.http.common import admin_store, json_response, runtime
+
+_DOC = {"tags": ["api"], "security": [{"adminKey": []}]}
+
+
+@get("/api/v1/reports/recovery", summary="Recovery report: holdout lift, revenue, costs, ROI", **_DOC)  # type: ignore[arg-type]
+async def recovery(
+    request: Request,  # type: ignore[type-arg]
+    since: str | None = Parameter(
+        default=None, description="ISO-8601; carts abandoned from then (default: 30 days before `until`)"
+    ),
+    until: str | None = Parameter(default=None, description="ISO-8601; carts abandoned before then (default: now)"),
+) -> Response[bytes]:
+    """Carts abandoned in [since, until): treated and holdout figures, incremental ones with 95 % intervals,
+    costs, net incremental revenue and ROI, and last-touch breakdowns per channel, step and incentive."""
+    store = admin_store(request)
+    rt = runtime(request)
+    start, end = window(since, until, rt.engine.clock.now())
+    config = rt.engine.settings.measure
+    with rt.engine.database.read() as uow:
+        report = measure.recovery(
+            uow,
+            store.store_id,
+            store.currency,
+            start,
+            end,
+            windows=config.attribution_windows,
+            channel_cost=config.channel_cost,
+        )
+    return json_response(measure.as_json(report))
+
+
+ROUTES = [recovery]
