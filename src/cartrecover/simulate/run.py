@@ -92,6 +92,7 @@ def run_simulation(
         admin = {"Authorization": f"Bearer {keys['admin_key']}"}
         _drive(sim, http, keys["write_key"], admin, data_dir / "messages.jsonl", start=start, days=days)
         summary = tally(sim.outcomes, http, admin)
+        summary["report"] = _report(http, admin, start, start + timedelta(days=days) + DRAIN)
     summary["wall_seconds"] = time.perf_counter() - began
     summary["days"], summary["seed"], summary["data_dir"] = days, seed, str(data_dir)
     print_summary(summary)
@@ -252,7 +253,6 @@ def tally(outcomes: dict[int, Outcome], http: httpx.Client, admin: dict[str, str
         "groups": {name: dict(row) for name, row in sorted(groups.items())},
         "true_incremental_revenue": true_incremental,
         "measured_incremental_revenue": measured,
-        "report": _report(http, admin),
     }
 
 
@@ -271,9 +271,10 @@ def _measured(carts: Any, groups: dict[str, dict[str, int]]) -> int | None:
     return round((per_cart - holdout["engine_revenue"] / holdout["engine_abandoned"]) * treated["engine_abandoned"])
 
 
-def _report(http: httpx.Client, admin: dict[str, str]) -> dict[str, Any] | None:
-    """The engine's own recovery report, where it has one."""
-    response = http.get("/api/v1/reports/recovery", headers=admin)
+def _report(http: httpx.Client, admin: dict[str, str], since: datetime, until: datetime) -> dict[str, Any] | None:
+    """The engine's own recovery report of the whole run, where the engine has one."""
+    window = {"since": iso(since), "until": iso(until)}
+    response = http.get("/api/v1/reports/recovery", params=window, headers=admin)
     if response.status_code != 200:
         return None
     report: dict[str, Any] = response.json()
@@ -308,15 +309,9 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 
 def _incremental_of(report: dict[str, Any]) -> str:
-    """The report's incremental revenue and interval, whatever their nesting: every key naming them."""
-    found: list[str] = []
-
-    def walk(node: Any, path: str) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(value, f"{path}.{key}" if path else key)
-        elif "incremental" in path and "revenue" in path and len(found) < 6:
-            found.append(f"{path}={node}")
-
-    walk(report, "")
-    return ", ".join(found) or json.dumps(report)[:300]
+    """The report's incremental revenue with its 95 % interval."""
+    incremental = report.get("incremental")
+    if not isinstance(incremental, dict):
+        return "no incremental figure (not enough data)"
+    low, high = incremental.get("revenue_low_display"), incremental.get("revenue_high_display")
+    return f"incremental revenue {incremental.get('revenue_display')} (95 % interval {low} to {high})"
