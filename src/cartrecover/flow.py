@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import cache
 
-from cartrecover.decide import rules
+from cartrecover.decide import experiments, rules
 from cartrecover.deliver import outcomes
 from cartrecover.deliver.render import Brand, Renderer
 from cartrecover.domain import holdout
@@ -52,9 +52,7 @@ class Journeys:
         self._settings, self._database, self._store_for = settings, database, store_for
         self._senders, self._renderer, self._secret, self._manual = senders, renderer, secret, manual_clock
         self._issuers = coupon_issuers or {}  # by store name
-        self._journeys: Callable[[str, str], Journey] = cache(
-            lambda name, currency: settings.journey_for(name).for_currency(currency)
-        )
+        self._journeys: Callable[[str, str, str | None], Journey] = cache(self._journey_of)
 
     def on_cart_change(self, uow: UnitOfWork, cart: Cart, change: StateChanged) -> None:
         """The change hook: start a journey on abandonment, stop it when the cart leaves abandonment."""
@@ -64,9 +62,14 @@ class Journeys:
                 journeys.start(uow, cart, "holdout", (), ("holdout: tracked, never contacted",))
                 return
             currency = cart.currency or (store.currency if store else "USD")
-            journey = self._journeys(store.name if store else "", currency)
+            chosen = self._variant(uow, cart, store.name if store else "")
+            journey = self._journeys(store.name if store else "", currency, chosen.variant if chosen else None)
             decision = rules.plan(cart, journey, self._settings.guardrails)
-            journeys.start(uow, cart, decision.policy, decision.steps, decision.reasons)
+            if chosen is None:
+                journeys.start(uow, cart, decision.policy, decision.steps, decision.reasons)
+            else:
+                policy, reasons = f"{decision.policy}+{chosen.policy}", (chosen.reason, *decision.reasons)
+                journeys.start(uow, cart, policy, decision.steps, reasons, propensity=chosen.probability)
         elif change.before in JOURNEY_RUNNING and change.after not in JOURNEY_RUNNING:
             journeys.stop(uow, cart, change.at, f"journey stopped: {change.reason}")
 
@@ -81,6 +84,23 @@ class Journeys:
         cart.group = shopper.group
         uow.carts.save(cart)
         return Group(shopper.group)
+
+    def _variant(self, uow: UnitOfWork, cart: Cart, store_name: str) -> experiments.Assignment | None:
+        """The variant of the store's experiment this treated cart gets (recorded on it), or None."""
+        experiment = self._settings.experiment_for(store_name)
+        if experiment is None:
+            if cart.experiment is not None:  # abandoned again after its experiment ended
+                cart.experiment = cart.variant = cart.assignment_probability = None
+                uow.carts.save(cart)
+            return None
+        weights = {v.name: v.weight for v in experiment.variants}
+        return experiments.assign(uow, cart, experiment.name, experiment.assignment, weights)
+
+    def _journey_of(self, store_name: str, currency: str, variant: str | None) -> Journey:
+        experiment = self._settings.experiment_for(store_name)
+        chosen = experiment.variant(variant) if experiment is not None and variant is not None else None
+        configured = chosen.journey if chosen is not None else None
+        return (configured or self._settings.journey_for(store_name)).for_currency(currency)
 
     def deliver_due(self, now: datetime, limit: int = 200) -> int:
         """Claim, send and record up to `limit` due steps; returns how many steps were handled."""

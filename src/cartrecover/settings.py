@@ -13,6 +13,7 @@ from typing import Any
 from cartrecover.domain.cart import AbandonmentRules
 from cartrecover.domain.journey import Guardrails
 from cartrecover.errors import ConfigError
+from cartrecover.experiment_settings import ExperimentConfig, experiment_for, parse_experiments
 from cartrecover.journey_settings import (
     DEFAULT_CHANNELS,
     DEFAULT_JOURNEY_CONFIG,
@@ -99,6 +100,7 @@ class Settings:
     guardrails: Guardrails = field(default_factory=Guardrails)
     channels: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_CHANNELS))
     measure: MeasureConfig = field(default_factory=MeasureConfig)  # [measure]: attribution windows, channel costs
+    experiments: tuple[ExperimentConfig, ...] = ()  # [[experiments]]: A/B tests of journey variants
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -113,6 +115,10 @@ class Settings:
         """The journey a store runs: its own if the config gives it one, else the default."""
         own = next((s.journey for s in self.stores if s.name == store_name and s.journey is not None), None)
         return own or self.journey
+
+    def experiment_for(self, store_name: str) -> ExperimentConfig | None:
+        """The experiment a store runs (its own, else the one for all stores), or None."""
+        return experiment_for(self.experiments, store_name)
 
     @property
     def resolved_public_url(self) -> str:
@@ -192,6 +198,7 @@ def _from_mapping(raw: dict[str, Any]) -> Settings:
         "guardrails",
         "channels",
         "measure",
+        "experiments",
     }
     unknown = set(engine) - known
     if unknown:
@@ -209,6 +216,7 @@ def _from_mapping(raw: dict[str, Any]) -> Settings:
             guardrails=parse_guardrails(raw.get("guardrails", {}), parse_duration),
             channels=parse_channels(raw.get("channels", {})),
             measure=parse_measure(raw.get("measure", {}), parse_duration),
+            experiments=parse_experiments(raw.get("experiments", []), parse_duration),
         )
     except TypeError as exc:
         raise ConfigError(str(exc)) from exc

@@ -84,6 +84,9 @@ class Cart:
     refs: tuple[str, ...] = field(default_factory=tuple)
     delta_at: datetime | None = None  # event time of the newest add or remove applied since
     group: str | None = None  # the shopper's holdout group ("treated"/"holdout") when the cart was abandoned
+    experiment: str | None = None  # the experiment the cart's journey was part of, at its last abandonment
+    variant: str | None = None  # the experiment's variant it got
+    assignment_probability: float | None = None  # the probability of getting that variant (the propensity)
 
     @property
     def value(self) -> int:

@@ -26,6 +26,8 @@ class CartOutcome:
     sends: tuple[Step, ...]  # steps sent about this cart
     clicks: tuple[Touch, ...]
     order: Order | None = None  # set on one cart per order (the first abandoned), never on two
+    experiment: str | None = None  # the experiment and variant of the cart's journey, if it was in one
+    variant: str | None = None
 
     @property
     def revenue(self) -> int:
@@ -59,6 +61,8 @@ def abandoned_between(uow: UnitOfWork, store_id: int, since: datetime, until: da
                 sends=tuple(s for s in steps if s.status is StepStatus.SENT and s.sent_at and s.channel),
                 clicks=_clicks(uow, cart, steps),
                 order=order,
+                experiment=cart.experiment if cart.group != Group.HOLDOUT else None,
+                variant=cart.variant if cart.group != Group.HOLDOUT else None,
             )
         )
     return outcomes

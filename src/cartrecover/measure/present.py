@@ -7,7 +7,7 @@ from fractions import Fraction
 from typing import Any
 
 from cartrecover.domain.money import to_major
-from cartrecover.measure.report import GroupFigures, Report, Row
+from cartrecover.measure.report import GroupFigures, Report, Row, VariantFigures
 from cartrecover.measure.statistics import Interval
 
 
@@ -47,6 +47,7 @@ def as_json(report: Report) -> dict[str, Any]:
         "channels": [_row(r, cur) for r in report.channels],
         "steps": [_row(r, cur) for r in report.steps],
         "incentives": [_row(r, cur) for r in report.incentives],
+        "variants": [_variant(v, cur) for v in report.variants],
     }
 
 
@@ -90,7 +91,34 @@ def as_table(report: Report) -> str:
                 f"{show(r.incentive_cost):>12}{show(r.channel_cost):>10}"
                 for r in rows
             ]
+    if report.variants:
+        lines += [
+            "",
+            f"{'experiment / variant':<28}{'carts':>7}{'recovered':>11}{'rate':>8}{'revenue':>14}"
+            f"{'lift vs holdout (95 % CI)':>30}{'P(best)':>9}",
+        ]
+        lines += [_variant_line(v, show) for v in report.variants]
     return "\n".join(lines) + "\n"
+
+
+def _variant_line(v: VariantFigures, show: Any) -> str:
+    rate = "–" if v.rate is None else f"{v.rate:.1%}"
+    lift = "–" if v.lift is None else f"{v.lift.estimate:+.1%} ({_pct(v.lift.low)} to {_pct(v.lift.high)})"
+    name = f"{v.experiment} / {v.variant}"[:27]
+    return f"{name:<28}{v.carts:>7}{v.recovered:>11}{rate:>8}{show(v.revenue):>14}{lift:>30}{v.probability_best:>9.3f}"
+
+
+def _variant(v: VariantFigures, cur: str) -> dict[str, Any]:
+    return {
+        "experiment": v.experiment,
+        "variant": v.variant,
+        "carts": v.carts,
+        "recovered": v.recovered,
+        "recovery_rate": v.rate,
+        **_money(cur)("revenue", v.revenue),
+        "lift": None if v.lift is None else _interval(v.lift),
+        "probability_best": v.probability_best,
+    }
 
 
 def _money(cur: str) -> Any:

@@ -21,7 +21,12 @@ from cartrecover.domain.journey import Step
 from cartrecover.domain.money import to_minor
 from cartrecover.measure.attribution import last_touch
 from cartrecover.measure.outcomes import CartOutcome, abandoned_between, incentive_of, sends_as_touches
-from cartrecover.measure.statistics import Interval, difference_of_means, difference_of_proportions
+from cartrecover.measure.statistics import (
+    Interval,
+    difference_of_means,
+    difference_of_proportions,
+    probability_of_best,
+)
 from cartrecover.ports.unit_of_work import UnitOfWork
 
 MIN_CARTS = 2  # per group: fewer gives no variance to build an interval on
@@ -66,6 +71,24 @@ class Row:
 
 
 @dataclass(frozen=True)
+class VariantFigures:
+    """One variant of an experiment: its carts, their recovery against the holdout, and its chance of being best."""
+
+    experiment: str
+    variant: str
+    carts: int
+    recovered: int
+    revenue: int
+    lift: Interval | None  # recovery rate − the holdout's, Newcombe; None with too few carts on either side
+    probability_best: float  # of having the highest recovery rate in its experiment (Beta posteriors)
+
+    @property
+    def rate(self) -> float | None:
+        """The recovery rate, or None without carts."""
+        return self.recovered / self.carts if self.carts else None
+
+
+@dataclass(frozen=True)
 class Report:
     """The whole report; see the module docstring."""
 
@@ -88,6 +111,7 @@ class Report:
     channels: tuple[Row, ...]
     steps: tuple[Row, ...]
     incentives: tuple[Row, ...]
+    variants: tuple[VariantFigures, ...] = ()  # by experiment, then variant
 
 
 def build(
@@ -129,7 +153,26 @@ def build(
         channels=ledger.rows("channel"),
         steps=ledger.rows("step"),
         incentives=ledger.rows("incentive"),
+        variants=_variants(treated, _figures(holdout)),
     )
+
+
+def _variants(treated: Sequence[CartOutcome], holdout: GroupFigures) -> tuple[VariantFigures, ...]:
+    """Each experiment variant's figures; the probability of being best is among the experiment's variants."""
+    arms: dict[tuple[str, str], list[CartOutcome]] = defaultdict(list)
+    for outcome in treated:
+        if outcome.experiment is not None and outcome.variant is not None:
+            arms[outcome.experiment, outcome.variant].append(outcome)
+    result = []
+    for experiment in sorted({e for e, _ in arms}):
+        names = sorted(v for e, v in arms if e == experiment)
+        figures = [_figures(arms[experiment, name]) for name in names]
+        best = probability_of_best([(f.recovered, f.carts) for f in figures])
+        for name, f, p in zip(names, figures, best, strict=True):
+            enough = f.carts >= MIN_CARTS and holdout.carts >= MIN_CARTS
+            lift = difference_of_proportions(f.recovered, f.carts, holdout.recovered, holdout.carts) if enough else None
+            result.append(VariantFigures(experiment, name, f.carts, f.recovered, f.revenue, lift, p))
+    return tuple(result)
 
 
 def _figures(outcomes: Sequence[CartOutcome]) -> GroupFigures:

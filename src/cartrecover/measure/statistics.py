@@ -43,6 +43,21 @@ def difference_of_means(values: Sequence[int], base: Sequence[int]) -> Interval:
     return Interval(estimate, _finite(ci.low), _finite(ci.high))
 
 
+def probability_of_best(counts: Sequence[tuple[int, int]], draws: int = 20_000, seed: int = 0) -> list[float]:
+    """For each (successes, trials), the probability its rate is the highest, under Beta(1 + s, 1 + t − s) posteriors.
+
+    Monte Carlo: the share of `draws` joint draws from the posteriors in which each is the highest (ties cannot
+    happen in continuous draws). Seeded, so that the same counts always give the same figures.
+    """
+    import numpy as np
+
+    successes = np.array([s for s, _ in counts], dtype=float)
+    failures = np.array([t - s for s, t in counts], dtype=float)
+    samples = np.random.default_rng(seed).beta(1 + successes, 1 + failures, size=(draws, len(counts)))
+    wins = np.bincount(samples.argmax(axis=1), minlength=len(counts))
+    return [float(w) / draws for w in wins]
+
+
 def _finite(value: object) -> float | None:
     number = float(value)  # type: ignore[arg-type]  # numpy scalars
     return number if math.isfinite(number) else None

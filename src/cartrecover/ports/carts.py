@@ -39,6 +39,13 @@ class Carts(Protocol):
         """A page of the store's carts, by cart id, optionally with one status."""
         ...
 
+    def finished_by_variant(self, store_id: int, experiment: str) -> dict[str, tuple[int, int]]:
+        """Per variant of the experiment, how many of its carts were recovered and how many expired.
+
+        Called when a bandit assigns a variant, in the transaction that plans the journey.
+        """
+        ...
+
 
 class Timeline(Protocol):
     """What happened to each cart, for people to read."""

@@ -19,6 +19,7 @@ class Shopper:
     consent: dict[str, bool] = field(default_factory=dict)
     traits: dict[str, Any] = field(default_factory=dict)
     group: str | None = None  # "treated" or "holdout", fixed at the shopper's first abandonment
+    experiments: dict[str, str] = field(default_factory=dict)  # experiment → variant, for fixed splits
 
 
 class Shoppers(Protocol):

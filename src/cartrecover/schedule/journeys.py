@@ -10,8 +10,16 @@ from cartrecover.domain.journey import Step, StepStatus
 from cartrecover.ports.unit_of_work import UnitOfWork
 
 
-def start(uow: UnitOfWork, cart: Cart, policy: str, steps: Sequence[Step], reasons: Sequence[str]) -> None:
-    """Schedule the planned steps and put the decision on the cart's timeline."""
+def start(
+    uow: UnitOfWork,
+    cart: Cart,
+    policy: str,
+    steps: Sequence[Step],
+    reasons: Sequence[str],
+    *,
+    propensity: float | None = None,
+) -> None:
+    """Schedule the planned steps and put the decision on the cart's timeline (with its propensity, if random)."""
     uow.outbox.add(steps)
     planned = [
         {
@@ -24,9 +32,10 @@ def start(uow: UnitOfWork, cart: Cart, policy: str, steps: Sequence[Step], reaso
         for s in steps
     ]
     at = cart.abandoned_at or steps[0].due_at
-    uow.timeline.add(
-        cart.store_id, cart.cart_id, at, "decision", {"policy": policy, "steps": planned, "reasons": list(reasons)}
-    )
+    decision: dict[str, object] = {"policy": policy, "steps": planned, "reasons": list(reasons)}
+    if propensity is not None:
+        decision["propensity"] = propensity
+    uow.timeline.add(cart.store_id, cart.cart_id, at, "decision", decision)
 
 
 def stop(uow: UnitOfWork, cart: Cart, at: datetime, reason: str) -> int:

@@ -64,6 +64,12 @@ class SqliteCarts:
         is_open = int(cart.status.is_open)
         refs = [(cart.store_id, ref, cart.cart_id, is_open) for ref in (f"cart:{cart.cart_id}", *cart.refs)]
         self._conn.executemany(_SAVE_REF, refs)
+        if cart.experiment is not None and cart.variant is not None:
+            self._conn.execute(
+                "INSERT INTO cart_variants (store_id, cart_id, experiment, variant) VALUES (?,?,?,?) "
+                "ON CONFLICT(store_id, cart_id) DO UPDATE SET experiment=excluded.experiment, variant=excluded.variant",
+                (cart.store_id, cart.cart_id, cart.experiment, cart.variant),
+            )
 
     def page(self, store_id: int, status: CartStatus | None, limit: int, after: str | None) -> list[Cart]:
         """A page of carts ordered by id."""
@@ -74,6 +80,16 @@ class SqliteCarts:
             args.append(status.value)
         rows = self._conn.execute(sql + " ORDER BY cart_id LIMIT ?", (*args, limit))
         return [_cart_decoder.decode(body) for (body,) in rows]
+
+    def finished_by_variant(self, store_id: int, experiment: str) -> dict[str, tuple[int, int]]:
+        """Per variant: (recovered, expired) carts of the experiment."""
+        rows = self._conn.execute(
+            "SELECT v.variant, sum(c.status='recovered'), sum(c.status='expired') FROM cart_variants v "
+            "JOIN carts c ON c.store_id=v.store_id AND c.cart_id=v.cart_id "
+            "WHERE v.store_id=? AND v.experiment=? AND c.status IN ('recovered','expired') GROUP BY v.variant",
+            (store_id, experiment),
+        )
+        return {str(variant): (int(won), int(lost)) for variant, won, lost in rows}
 
     def count_by_status(self) -> dict[str, int]:
         """How many carts each status has, over all stores (for metrics)."""

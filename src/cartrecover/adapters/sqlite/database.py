@@ -36,6 +36,7 @@ class SqliteUnitOfWork:
         tables = (
             "carts",
             "cart_refs",
+            "cart_variants",
             "timeline",
             "timers",
             "identities",

@@ -63,6 +63,7 @@ class SqliteShoppers:
             kept.consent = {**gone.consent, **kept.consent}
             kept.traits = {**gone.traits, **kept.traits}
             kept.group = kept.group or gone.group  # the surviving (oldest) shopper's group wins
+            kept.experiments = {**gone.experiments, **kept.experiments}  # and so do its variants
             self.save(kept)
         self._conn.execute(
             "UPDATE identities SET shopper_id=? WHERE store_id=? AND shopper_id=?", (survivor, store_id, old)

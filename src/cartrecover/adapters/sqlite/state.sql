@@ -24,6 +24,11 @@ CREATE TABLE IF NOT EXISTS cart_refs (
     store_id INTEGER NOT NULL, ref TEXT NOT NULL, cart_id TEXT NOT NULL,
     PRIMARY KEY (store_id, ref)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cart_variants (
+    store_id INTEGER NOT NULL, cart_id TEXT NOT NULL, experiment TEXT NOT NULL, variant TEXT NOT NULL,
+    PRIMARY KEY (store_id, cart_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS cart_variants_by_experiment ON cart_variants (store_id, experiment, variant);
 CREATE TABLE IF NOT EXISTS timeline (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     store_id INTEGER NOT NULL, cart_id TEXT NOT NULL, at_us INTEGER NOT NULL, kind TEXT NOT NULL, detail BLOB NOT NULL
