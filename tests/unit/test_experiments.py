@@ -17,7 +17,7 @@ import pytest
 from cartrecover import measure
 from cartrecover.bootstrap import make_clock, open_database, open_event_log
 from cartrecover.decide.experiments import by_weight, thompson
-from cartrecover.domain.cart import Cart
+from cartrecover.domain.cart import Cart, CartStatus
 from cartrecover.engine import Engine
 from cartrecover.errors import ConfigError
 from cartrecover.experiment_settings import ExperimentConfig, parse_experiments
@@ -392,4 +392,47 @@ def test_a_bandit_decision_logs_its_propensity_and_its_evidence(tmp_path: Path, 
         assert made["policy"] == f"rules-v1+experiment:bandit/{cart.variant}"
         assert made["reasons"][0].startswith("experiment bandit: Thompson sampling")
         assert made["steps"][0]["step"] == f"{cart.variant}-reminder"
+    engine.close()
+
+
+def test_a_variant_without_steps_runs_the_store_s_own_journey(tmp_path: Path, email: Recorder) -> None:
+    table = {"name": "control-test", "variants": [{"name": "control"}, {"name": "x", "steps": one_step("x", "2h")}]}
+    engine = build(tmp_path, email, experiments=experiments(table))
+    shop = add_shop(engine)
+    carts = [abandon(engine, shop, f"anon-{n}") for n in range(30)]
+    engine.advance_clock(START + HOUR)
+
+    plans = {
+        c: (cart_of(engine, shop, c).variant, [s["step"] for s in decision(engine, shop, c)["steps"]]) for c in carts
+    }
+    assert {tuple(steps) for variant, steps in plans.values() if variant == "control"} == {
+        ("reminder", "second-reminder", "last-chance")  # the default journey
+    }
+    assert {tuple(steps) for variant, steps in plans.values() if variant == "x"} == {("x",)}
+    assert {p.assignment_probability for p in (cart_of(engine, shop, c) for c in carts)} == {0.5}
+    engine.close()
+
+
+def test_finished_carts_are_counted_per_variant_of_one_experiment_in_one_store(tmp_path: Path, email: Recorder) -> None:
+    engine = build(tmp_path, email)
+    shop, other = add_shop(engine), add_shop(engine)
+    with engine.database.write() as uow:
+        for n, (store, experiment, variant, status) in enumerate(
+            [
+                (shop, "e", "a", "recovered"),
+                (shop, "e", "a", "expired"),
+                (shop, "e", "a", "expired"),
+                (shop, "e", "b", "recovered"),
+                (shop, "e", "b", "recovering"),  # not finished
+                (shop, "f", "a", "recovered"),  # another experiment
+                (other, "e", "a", "recovered"),  # another store
+            ]
+        ):
+            cart = Cart(store.store_id, f"c{n}", f"s{n}", START, START, experiment=experiment, variant=variant)
+            cart.status = CartStatus(status)
+            uow.carts.save(cart)
+    with engine.database.read() as uow:
+        assert uow.carts.finished_by_variant(shop.store_id, "e") == {"a": (1, 2), "b": (1, 0)}
+        assert uow.carts.finished_by_variant(other.store_id, "e") == {"a": (1, 0)}
+        assert uow.carts.finished_by_variant(shop.store_id, "nothing") == {}
     engine.close()
