@@ -37,6 +37,7 @@ def test_the_cart_shows_its_decision_steps_and_messages_and_metrics_count_them(
 
     cart = client.get("/api/v1/carts/c1", headers=shop.admin).json()
     assert cart["status"] == "recovering"
+    assert (cart["group"], cart["experiment"], cart["variant"]) == ("treated", None, None)
     assert [(s["step"], s["status"]) for s in cart["steps"]] == [
         ("reminder", "sent"),
         ("second-reminder", "scheduled"),

@@ -35,6 +35,8 @@ def cart_summary(cart: Cart, currency: str) -> dict[str, Any]:
         "abandoned_at": cart.abandoned_at,
         "closed_at": cart.closed_at,
         "group": cart.group,
+        "experiment": cart.experiment,
+        "variant": cart.variant,
         "order_id": cart.order_id,
         "checkout_started": cart.checkout_started,
     }
