@@ -13,7 +13,18 @@ from litestar.openapi import OpenAPIConfig
 
 from cartrecover import __version__
 from cartrecover.engine import Engine
-from cartrecover.entrypoints.http import api, audiences, ingest, ops, push, reports, tracking, twilio, webhooks
+from cartrecover.entrypoints.http import (
+    api,
+    audiences,
+    dashboard,
+    ingest,
+    ops,
+    push,
+    reports,
+    tracking,
+    twilio,
+    webhooks,
+)
 from cartrecover.entrypoints.http.common import Runtime, error_response, json_response
 from cartrecover.entrypoints.http.ops import Metrics
 from cartrecover.errors import CartRecoverError
@@ -54,6 +65,7 @@ def create_app(engine: Engine, *, background: bool = True) -> Litestar:
             *audiences.ROUTES,
             *reports.ROUTES,
             *tracking.ROUTES,
+            *dashboard.ROUTES,
             *ops.ROUTES,
         ],
         lifespan=[lifespan],
