@@ -84,14 +84,19 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--send", action="store_true", help="really send journey messages (default: null channel)")
     replay.set_defaults(run=_replay)
 
-    demo = sub.add_parser("demo", parents=[common], help="a generated day of shop traffic, end to end")
-    demo.add_argument("--shoppers", type=int, default=400)
-    demo.add_argument("--seed", type=int, default=7)
-    demo.set_defaults(run=_demo)
+    _add_demo(sub, common)
     _add_simulate(sub)
     _add_audiences(sub, common)
     _add_report(sub, common)
     return parser
+
+
+def _add_demo(sub: Any, common: argparse.ArgumentParser) -> None:
+    demo = sub.add_parser("demo", parents=[common], help="simulated weeks of a store: the report next to the truth")
+    demo.add_argument("--days", type=int, default=21, help="simulated days of arrivals (default 21)")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--shoppers", type=int, help="visitors a day (default: the simulator's 300)")
+    demo.set_defaults(run=_demo)
 
 
 def _add_simulate(sub: Any) -> None:
@@ -297,7 +302,8 @@ def _replay(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from cartrecover.simulate.demo import run_demo
 
-    return run_demo(data_dir=Path(args.data_dir) if args.data_dir else None, shoppers=args.shoppers, seed=args.seed)
+    data_dir = Path(args.data_dir) if args.data_dir else None
+    return run_demo(data_dir=data_dir, days=args.days, seed=args.seed, shoppers=args.shoppers)
 
 
 def _simulate(args: argparse.Namespace) -> int:

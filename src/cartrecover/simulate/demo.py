@@ -1,106 +1,101 @@
-"""`cartrecover demo`: a generated day of shop traffic through a real server, then what the engine made of it."""
+"""`cartrecover demo`: a few simulated weeks of a store through a real engine, then its report next to the truth.
+
+The shopper simulator (run.py) plays the store against `cartrecover serve --clock manual`; the demo then prints
+the engine's own `cartrecover report` for the run, the simulator's true incremental revenue beside the report's
+estimate and interval, whether every cart reached the status its traffic implies, the messages sent and one
+journey an order stopped, and how to open the dashboard on the data afterwards.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
-from itertools import groupby
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
-from tqdm import tqdm
 
-from cartrecover.simulate.server import all_carts, cli_json, iso, post, server
-from cartrecover.simulate.traffic import Day, generate_day
+from cartrecover.simulate.compare import print_summary
+from cartrecover.simulate.run import run_simulation
+from cartrecover.simulate.server import iso
+from cartrecover.simulate.shoppers import StoreProfile
 
 STORE = "demo-shop"
+PORT = 8080  # `cartrecover serve`'s default
 
 
-def run_demo(data_dir: Path | None = None, shoppers: int = 400, seed: int = 7) -> int:
-    """Generate a day, send it over HTTP on the manual clock, and print the carts the engine found."""
+def run_demo(data_dir: Path | None = None, days: int = 21, seed: int = 7, shoppers: int | None = None) -> int:
+    """Simulate `days` of the demo store; 0 when the engine's carts and report agree with the simulated traffic."""
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="cartrecover-demo-"))
-    keys = cli_json("stores", "add", STORE, "--json", "--data-dir", str(data_dir), "--timezone", "Europe/Berlin")
-    start = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    day = generate_day(start, shoppers, seed)
-    print(f"generated {len(day.calls)} Segment calls from {shoppers} shoppers on {start.date()} (seed {seed})")
-    with server(data_dir) as base, httpx.Client(base_url=base, timeout=60) as http:
-        admin = {"Authorization": f"Bearer {keys['admin_key']}"}
-        sent, seconds = _send_day(http, keys["write_key"], admin, day, start)
-        post(http, "/api/v1/clock", {"now": iso(start + timedelta(days=4))}, admin)  # the whole journey
-        carts = all_carts(http, admin)
-        stopped = _a_journey_stopped_by_an_order(http, admin, carts)
-    _report(day, carts, sent, seconds, data_dir)
-    _report_messages(data_dir, stopped)
-    return 0 if _agrees(day, carts) else 1
-
-
-def _send_day(
-    http: httpx.Client, write_key: str, admin: dict[str, str], day: Day, start: datetime
-) -> tuple[int, float]:
-    """Minute by minute: move the clock to the minute's end, then send its calls as one batch (sentAt = then)."""
-    calls = sorted(day.calls, key=lambda c: c["timestamp"])
-    began, sent = time.perf_counter(), 0
-    http.post("/api/v1/clock", json={"now": iso(start)}, headers=admin).raise_for_status()
-    with tqdm(total=len(calls), unit="ev", desc="day of traffic") as progress:
-        for minute, group in groupby(calls, key=lambda c: c["timestamp"][:16]):
-            batch = list(group)
-            end = datetime.fromisoformat(minute + ":00+00:00") + timedelta(minutes=1)
-            post(http, "/api/v1/clock", {"now": iso(end)}, admin)
-            post(http, "/v1/batch", {"batch": batch, "sentAt": iso(end), "writeKey": write_key}, {})
-            sent += len(batch)
-            progress.update(len(batch))
-    return sent, time.perf_counter() - began
-
-
-def _report(day: Day, carts: list[dict[str, Any]], sent: int, seconds: float, data_dir: Path) -> None:
-    by_status = Counter(c["status"] for c in carts)
-    expected = Counter(expected_statuses(day, carts).values())
+    profile = StoreProfile(name=STORE)
+    profile = profile if shoppers is None else replace(profile, shoppers_per_day=shoppers)
     print(
-        f"\nsent {sent} events over HTTP in {seconds:.1f} s, moving the manual clock every simulated minute; "
-        f"{day.browsers} visitors only browsed\n"
+        f"simulating {days} days of {STORE} ({profile.shoppers_per_day} visitors a day, seed {seed}, "
+        f"{profile.holdout_share:.0%} holdout) against a real engine on the manual clock, then 7 days to settle"
     )
-    print(f"{'cart status':<14}{'engine':>8}{'expected':>10}{'value':>14}")
-    for status in ("active", "abandoned", "recovering", "recovered", "converted", "expired"):
-        value = sum(c["value"] for c in carts if c["status"] == status) / 100
-        print(f"{status:<14}{by_status.get(status, 0):>8}{expected.get(status, 0):>10}{value:>14,.2f}")
-    abandoned = sorted((c for c in carts if c["status"] == "abandoned"), key=lambda c: -c["value"])
-    print(f"\nabandoned carts ({len(abandoned)}), by value:")
-    for cart in abandoned[:15]:
-        print(
-            f"  {cart['id']:<14} {cart['value_display']:>9} {cart['currency']}  {cart['items']} line(s)  "
-            f"abandoned {cart['abandoned_at']}{'  checkout started' if cart['checkout_started'] else ''}"
-        )
-    if len(abandoned) > 15:
-        print(f"  … and {len(abandoned) - 15} more")
-    mismatched = _mismatches(day, carts)
-    print(
-        f"\n{'every cart reached the status its traffic implies' if not mismatched else f'{len(mismatched)} carts differ: {mismatched[:5]}'}"
-    )
-    command = Path(sys.executable).with_name("cartrecover")
-    command_text = str(command) if command.exists() else "cartrecover"
-    print(f"data kept in {data_dir}; explore it with: {command_text} serve --data-dir {data_dir}")
+    summary = run_simulation(days, seed, profile, data_dir, show=False, inspect=_a_journey_stopped_by_an_order)
+    _print_report(data_dir, summary, profile)
+    print_summary(summary)
+    consistent = _print_checks(summary)
+    _print_messages(data_dir, summary.get("stopped"))
+    _print_dashboard(data_dir, summary)
+    print(f"\n{days} simulated days in {summary['wall_seconds']:.0f} s wall time")
+    return 0 if consistent else 1
 
 
-def _a_journey_stopped_by_an_order(
-    http: httpx.Client, admin: dict[str, str], carts: list[dict[str, Any]]
-) -> dict[str, Any] | None:
+def _a_journey_stopped_by_an_order(http: httpx.Client, admin: dict[str, str]) -> dict[str, Any]:
     """The timeline of a recovered cart that got a message before its order cancelled the rest."""
-    for cart in carts:
-        if cart["status"] != "recovered":
-            continue
+    page = http.get("/api/v1/carts", params={"status": "recovered", "limit": 200}, headers=admin)
+    page.raise_for_status()
+    for cart in page.json()["carts"]:
         detail: dict[str, Any] = http.get(f"/api/v1/carts/{cart['id']}", headers=admin).json()
         kinds = [(e["kind"], e.get("status")) for e in detail["timeline"]]
         if ("message", "sent") in kinds and ("step", "cancelled") in kinds:
-            return detail
-    return None
+            return {"stopped": detail}
+    return {"stopped": None}
 
 
-def _report_messages(data_dir: Path, stopped: dict[str, Any] | None) -> None:
+def _command() -> str:
+    """How to run `cartrecover` here: the script beside this interpreter if there is one."""
+    script = Path(sys.executable).with_name("cartrecover")
+    return str(script) if script.exists() else "cartrecover"
+
+
+def _print_report(data_dir: Path, summary: dict[str, Any], profile: StoreProfile) -> None:
+    """`cartrecover report` over the run's carts, as a user would run it (the demo's server has stopped)."""
+    window = ("--since", iso(summary["start"]), "--until", iso(summary["end"]))
+    args = ("report", "--data-dir", str(data_dir), *window)
+    env = {**os.environ, "CARTRECOVER_CONFIG": "", "CARTRECOVER_HOLDOUT_SHARE": str(profile.holdout_share)}
+    out = subprocess.run(
+        [sys.executable, "-m", "cartrecover", *args], capture_output=True, text=True, check=True, env=env
+    )
+    print(f"\n$ {_command()} {' '.join(args)}\n{out.stdout}")
+
+
+def _print_checks(summary: dict[str, Any]) -> bool:
+    """Whether every cart's status and the report's counts are what the simulated traffic implies."""
+    mismatched = summary["mismatches"]
+    print(
+        "\nevery cart reached the status its traffic implies"
+        if not mismatched
+        else f"\n{len(mismatched)} carts differ from what their traffic implies: {mismatched[:5]}"
+    )
+    differ = [
+        f"{name}: simulated {row['recovered']} orders worth {row['revenue']}, "
+        f"report {row.get('report_recovered')} worth {row.get('report_revenue')}"
+        for name, row in summary["groups"].items()
+        if (row["recovered"], row["revenue"]) != (row.get("report_recovered"), row.get("report_revenue"))
+    ]
+    print("\n".join(differ) if differ else "the report counts exactly the simulated orders and their totals, per group")
+    return not mismatched and not differ
+
+
+def _print_messages(data_dir: Path, stopped: dict[str, Any] | None) -> None:
     path = data_dir / "messages.jsonl"
     messages = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
     by_step = Counter((m["step_id"].rsplit("#", 1)[1], m["channel"]) for m in messages)
@@ -120,19 +115,15 @@ def _report_messages(data_dir: Path, stopped: dict[str, Any] | None) -> None:
             print(f"  {entry['at'][:19]}  {entry['kind']:<9} {what!s:<22} {why}")
 
 
-def expected_statuses(day: Day, carts: list[dict[str, Any]]) -> dict[str, str]:
-    """What each cart's traffic implies; a holdout shopper's abandoned cart gets no reminder, so stays abandoned."""
-    held_out = {c["id"] for c in carts if c.get("group") == "holdout"}
-    return {
-        cart: "abandoned" if want == "recovering" and cart in held_out else want for cart, want in day.fates.items()
-    }
-
-
-def _mismatches(day: Day, carts: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
-    found = {c["id"]: c["status"] for c in carts}
-    expected = expected_statuses(day, carts)
-    return [(cart, want, found.get(cart, "missing")) for cart, want in expected.items() if found.get(cart) != want]
-
-
-def _agrees(day: Day, carts: list[dict[str, Any]]) -> bool:
-    return not _mismatches(day, carts)
+def _print_dashboard(data_dir: Path, summary: dict[str, Any]) -> None:
+    """The demo's server has stopped: how to serve the data again and open the dashboard on it."""
+    base, key, end = f"http://127.0.0.1:{PORT}", summary["admin_key"], iso(summary["end"])
+    print(
+        "\nthe dashboard: the demo's server stopped when the demo ended. Serve the data again on the manual clock,"
+        "\nmove that clock to the end of the simulated weeks (the dashboard shows the days before the engine's now),"
+        "\nthen open the page and paste the store's admin key:"
+        f"\n  {_command()} serve --clock manual --data-dir {data_dir} --port {PORT}"
+        f"\n  curl -X POST {base}/api/v1/clock -H 'Authorization: Bearer {key}' "
+        f"-H 'Content-Type: application/json' -d '{{\"now\": \"{end}\"}}'"
+        f"\n  {base}/dashboard   admin key: {key}"
+    )

@@ -14,7 +14,7 @@ import random
 import re
 import tempfile
 import time
-from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 import httpx
 from tqdm import tqdm
 
+from cartrecover.simulate.compare import Outcome, mismatches, print_summary, tally
 from cartrecover.simulate.server import all_carts, cli_json, iso, post, server
 from cartrecover.simulate.shoppers import Shopper, StoreProfile, Touch, Visit, lognormal_prices, make_visit
 
@@ -32,6 +33,9 @@ STEP = timedelta(minutes=10)
 DRAIN = timedelta(days=7)  # after the last arrival: every journey step, click and own return has happened
 _LINK = re.compile(r"/r/([A-Za-z0-9._~\-]+)")
 _PERCENT = re.compile(r"(\d+)\s?% off")
+START = datetime(2030, 1, 1, tzinfo=UTC)  # any fixed day: the same seed gives the same run
+
+Inspect = Callable[[httpx.Client, dict[str, str]], dict[str, Any]]
 
 
 @dataclass
@@ -40,22 +44,6 @@ class _Action:
     number: int
     kind: str  # "click", "order"
     token: str = ""
-
-
-@dataclass
-class Outcome:
-    """What happened to one abandoned cart in the simulation, and what would have without contact."""
-
-    cart_id: str
-    value: int
-    counterfactual: bool  # would have ordered with no contact
-    contacted: int = 0  # messages received
-    clicked: int = 0
-    ordered: bool = False
-    via_click: bool = False
-    discount: int = 0
-    stopped: bool = False
-    coupon: str | None = None
 
 
 @dataclass
@@ -73,9 +61,21 @@ class Simulation:
 
 
 def run_simulation(
-    days: int = 14, seed: int = 1, profile: StoreProfile | None = None, data_dir: Path | None = None
+    days: int = 14,
+    seed: int = 1,
+    profile: StoreProfile | None = None,
+    data_dir: Path | None = None,
+    *,
+    start: datetime = START,
+    show: bool = True,
+    progress: bool = True,
+    inspect: Inspect | None = None,
 ) -> dict[str, Any]:
-    """Simulate `days` of the store against a fresh engine; print and return the summary."""
+    """Simulate `days` of the store from `start` against a fresh engine; return the summary (and print it).
+
+    `show` prints the summary, `progress` a progress bar on stderr. `inspect(http, admin_headers)` runs against
+    the engine before it stops; what it returns joins the summary.
+    """
     profile = profile or StoreProfile()
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="cartrecover-sim-"))
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -86,16 +86,39 @@ def run_simulation(
         *("--currency", profile.currency, "--restore-url", restore, "--coupon-style", "query"),
     )
     sim = Simulation(profile, seed)
-    start = datetime(2030, 1, 1, tzinfo=UTC)  # any fixed day: the same seed gives the same run
+    end = start + timedelta(days=days) + DRAIN
     env = {"CARTRECOVER_HOLDOUT_SHARE": str(profile.holdout_share)}
     with server(data_dir, env) as base, httpx.Client(base_url=base, timeout=120) as http:
         admin = {"Authorization": f"Bearer {keys['admin_key']}"}
-        _drive(sim, http, keys["write_key"], admin, data_dir / "messages.jsonl", start=start, days=days)
-        summary = tally(sim.outcomes, http, admin)
-        summary["report"] = _report(http, admin, start, start + timedelta(days=days) + DRAIN)
-    summary["wall_seconds"] = time.perf_counter() - began
-    summary["days"], summary["seed"], summary["data_dir"] = days, seed, str(data_dir)
-    print_summary(summary)
+        inbox = data_dir / "messages.jsonl"
+        _drive(sim, http, keys["write_key"], admin, inbox, start=start, days=days, progress=progress)
+        summary = _summarise(sim, http, admin, start, end)
+        if inspect is not None:
+            summary |= inspect(http, admin)
+    summary |= {"wall_seconds": time.perf_counter() - began, "days": days, "seed": seed, "data_dir": str(data_dir)}
+    summary |= {"start": start, "end": end, "currency": profile.currency, "admin_key": keys["admin_key"]}
+    if show:
+        print_summary(summary)
+        odd = summary["mismatches"]
+        print(f"\ncarts whose status is not the one their traffic implies: {len(odd)} {odd[:5] if odd else ''}")
+        print(f"\n{days} simulated days (seed {seed}) in {summary['wall_seconds']:.1f} s wall time; data in {data_dir}")
+    return summary
+
+
+def _summarise(
+    sim: Simulation, http: httpx.Client, admin: dict[str, str], start: datetime, end: datetime
+) -> dict[str, Any]:
+    """The truth and the report side by side (compare.tally), and every cart whose status is not its traffic's."""
+    carts = {c["id"]: c for c in all_carts(http, admin)}
+    window = {"since": iso(start), "until": iso(end)}
+    response = http.get("/api/v1/reports/recovery", params=window, headers=admin)
+    response.raise_for_status()
+    report: dict[str, Any] = response.json()
+    outcomes = {o.cart_id: o for o in sim.outcomes.values()}
+    summary = tally(outcomes.values(), carts, report)
+    filled = [(v.cart_id, v.left_at is not None) for v in sim.visits.values() if v.cart_id]
+    summary["mismatches"] = mismatches(filled, outcomes, carts)
+    summary["report"] = report
     return summary
 
 
@@ -108,13 +131,15 @@ def _drive(
     *,
     start: datetime,
     days: int,
+    progress: bool,
 ) -> None:
     arrivals = _arrivals(sim, start, days)
     end = start + timedelta(days=days) + DRAIN
     post(http, "/api/v1/clock", {"now": iso(start)}, admin)
     offset, now = 0, start
     steps = int((end - start) / STEP)
-    for _ in tqdm(range(steps), unit="step", desc=f"{days} days + {DRAIN.days} to settle", mininterval=0.5):
+    desc = f"{days} days + {DRAIN.days} to settle"
+    for _ in tqdm(range(steps), unit="step", desc=desc, mininterval=0.5, disable=not progress):
         now += STEP
         post(http, "/api/v1/clock", {"now": iso(now)}, admin)
         offset = _read_inbox(sim, inbox, offset, now)
@@ -215,6 +240,7 @@ def _act(sim: Simulation, http: httpx.Client, now: datetime) -> None:
             sim.calls += visit.calls
             visit.calls = []
             outcome.ordered, outcome.via_click, outcome.discount = True, shopper.via_click, discount
+            outcome.total = visit.value - discount  # what `Order Completed` says, and the report counts
 
 
 def _follow(http: httpx.Client, token: str) -> str | None:
@@ -228,90 +254,3 @@ def _follow(http: httpx.Client, token: str) -> str | None:
 def _discount(value: int, coupon: str | None, shopper: Shopper) -> int:
     percent = max((t.percent_off for t in shopper.touches), default=0)
     return round(value * percent / 100) if coupon and percent else 0
-
-
-def tally(outcomes: dict[int, Outcome], http: httpx.Client, admin: dict[str, str]) -> dict[str, Any]:
-    """Counts per group, the true incremental revenue, and the one measured from the engine's carts."""
-    carts = {c["id"]: c for c in all_carts(http, admin)}
-    groups: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    true_incremental = 0
-    for outcome in outcomes.values():
-        cart = carts.get(outcome.cart_id, {})
-        row = groups[cart.get("group") or "unknown"]
-        row["abandoned"] += 1
-        row["contacted"] += outcome.contacted > 0
-        row["clicked"] += outcome.clicked > 0
-        row["recovered"] += outcome.ordered
-        row["revenue"] += outcome.value * outcome.ordered
-        row["counterfactual_revenue"] += outcome.value * outcome.counterfactual
-        row["discount"] += outcome.discount
-        row["stopped"] += outcome.stopped
-        if cart.get("group") == "treated":
-            true_incremental += outcome.value * (outcome.ordered - outcome.counterfactual)
-    measured = _measured(carts.values(), groups)
-    return {
-        "groups": {name: dict(row) for name, row in sorted(groups.items())},
-        "true_incremental_revenue": true_incremental,
-        "measured_incremental_revenue": measured,
-    }
-
-
-def _measured(carts: Any, groups: dict[str, dict[str, int]]) -> int | None:
-    """(treated revenue per abandoned cart − holdout's) × treated carts, from `GET /api/v1/carts` alone."""
-    for cart in carts:
-        if cart.get("abandoned_at") and cart.get("group"):
-            row = groups[cart["group"]]
-            row["engine_abandoned"] += 1
-            row["engine_recovered"] += cart["status"] == "recovered"
-            row["engine_revenue"] += cart["value"] * (cart["status"] == "recovered")
-    treated, holdout = groups.get("treated"), groups.get("holdout")
-    if not treated or not holdout or not treated["engine_abandoned"] or not holdout["engine_abandoned"]:
-        return None
-    per_cart = treated["engine_revenue"] / treated["engine_abandoned"]
-    return round((per_cart - holdout["engine_revenue"] / holdout["engine_abandoned"]) * treated["engine_abandoned"])
-
-
-def _report(http: httpx.Client, admin: dict[str, str], since: datetime, until: datetime) -> dict[str, Any] | None:
-    """The engine's own recovery report of the whole run, where the engine has one."""
-    window = {"since": iso(since), "until": iso(until)}
-    response = http.get("/api/v1/reports/recovery", params=window, headers=admin)
-    if response.status_code != 200:
-        return None
-    report: dict[str, Any] = response.json()
-    return report
-
-
-def print_summary(summary: dict[str, Any]) -> None:
-    """The funnel per group, then the true incremental revenue next to the measured one."""
-    columns = ("abandoned", "contacted", "clicked", "recovered", "revenue", "discount", "engine_recovered")
-    print(f"\n{'group':<10}" + "".join(f"{name:>18}" for name in columns))
-    for name, row in summary["groups"].items():
-        cells = [
-            f"{row.get(c, 0) / 100:>18,.2f}" if c in ("revenue", "discount") else f"{row.get(c, 0):>18}"
-            for c in columns
-        ]
-        print(f"{name:<10}" + "".join(cells))
-    measured = summary["measured_incremental_revenue"]
-    print(
-        f"\nTRUE incremental revenue (treated orders minus their no-contact counterfactual): "
-        f"{summary['true_incremental_revenue'] / 100:,.2f}"
-    )
-    print(
-        "MEASURED incremental revenue (treated minus holdout revenue per abandoned cart, times treated carts): "
-        + ("n/a (no holdout carts)" if measured is None else f"{measured / 100:,.2f}")
-    )
-    if summary["report"] is not None:
-        print(f"engine report (GET /api/v1/reports/recovery): {_incremental_of(summary['report'])}")
-    print(
-        f"\n{summary['days']} simulated days (seed {summary['seed']}) in {summary['wall_seconds']:.1f} s wall time; "
-        f"data in {summary['data_dir']}"
-    )
-
-
-def _incremental_of(report: dict[str, Any]) -> str:
-    """The report's incremental revenue with its 95 % interval."""
-    incremental = report.get("incremental")
-    if not isinstance(incremental, dict):
-        return "no incremental figure (not enough data)"
-    low, high = incremental.get("revenue_low_display"), incremental.get("revenue_high_display")
-    return f"incremental revenue {incremental.get('revenue_display')} (95 % interval {low} to {high})"
