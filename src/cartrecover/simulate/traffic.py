@@ -2,7 +2,7 @@
 
 Shoppers arrive through the day (busier in the evening), browse, and some fill a cart. Each cart gets a fate:
 bought at once, abandoned, abandoned and bought later on the same device, or bought later on another device
-after signing in. The fates are the truth the demo checks the engine against: an abandoned cart of a shopper who
+after signing in. The fates are the truth the replay tests check the engine against: an abandoned cart of a shopper who
 signed in (with email consent) gets the default journey's first reminder and ends the day recovering.
 """
 
