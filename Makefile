@@ -25,7 +25,7 @@ browser:  ## Debian's Chromium for the dashboard's browser test, installed when 
 	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; fi
 
-demo: install  ## a generated day of shop traffic through a real server, then the carts it found
+demo: install  ## three simulated weeks of a store through a real server: the report next to the truth
 	$(BIN)/cartrecover demo
 
 check: install  ## lint, formatting, strict types, import layering
