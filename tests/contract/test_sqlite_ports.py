@@ -572,3 +572,25 @@ def test_erasing_a_stores_data_leaves_other_stores_and_the_store_itself(database
         assert [s.name for s in uow.stores.all()] == [gone.name, kept.name]
     with database.write() as uow:
         assert uow.timers.pop_due(START, 10) == [Timer(b, "c", "abandon", START)]
+
+
+def test_abandoned_between_finds_the_stores_carts_abandoned_in_the_window_in_order(database: Database) -> None:
+    sid, other = store_id(), store_id()
+    late = cart(store_id=sid, status=CartStatus.ABANDONED, abandoned_at=START + 3 * MINUTE)
+    early = cart(store_id=sid, status=CartStatus.RECOVERED, abandoned_at=START + MINUTE)
+    edge = cart(store_id=sid, status=CartStatus.ABANDONED, abandoned_at=START + 10 * MINUTE)  # until is excluded
+    before = cart(store_id=sid, status=CartStatus.EXPIRED, abandoned_at=START - MINUTE)
+    never = cart(store_id=sid, status=CartStatus.ACTIVE)
+    elsewhere = cart(store_id=other, status=CartStatus.ABANDONED, abandoned_at=START + 2 * MINUTE)
+    with database.write() as uow:
+        for c in (late, early, edge, before, never, elsewhere):
+            uow.carts.save(c)
+
+    with database.read() as uow:
+        everything = uow.carts.abandoned_between(sid, START, START + 10 * MINUTE)
+        only_open = uow.carts.abandoned_between(sid, START, START + 10 * MINUTE, [CartStatus.ABANDONED])
+        none = uow.carts.abandoned_between(sid, START, START + 10 * MINUTE, [])
+
+    assert [c.cart_id for c in everything] == [early.cart_id, late.cart_id]
+    assert [c.cart_id for c in only_open] == [late.cart_id]
+    assert none == []

@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from cartrecover.domain.cart import Cart, CartStatus
+from cartrecover.domain.cart import CartStatus
 from cartrecover.domain.contact import address_key, hashed_email, hashed_phone
 from cartrecover.ports.shoppers import Shopper
 from cartrecover.ports.unit_of_work import UnitOfWork
 
 TARGETABLE = (CartStatus.ABANDONED, CartStatus.RECOVERING)
 COLUMNS = ("email_sha256", "phone_sha256")
-_PAGE = 1000
 
 
 @dataclass(frozen=True)
@@ -38,7 +36,7 @@ def abandoners(
 ) -> list[Member]:
     """The store's abandoners of carts abandoned in [since, until) who may be targeted, one per shopper."""
     members, seen = [], set()
-    for cart in _abandoned_between(uow, store_id, since, until):
+    for cart in uow.carts.abandoned_between(store_id, since, until, TARGETABLE):
         if cart.shopper_id in seen:
             continue
         seen.add(cart.shopper_id)
@@ -49,16 +47,6 @@ def abandoners(
         if member.email_sha256 or member.phone_sha256:
             members.append(member)
     return members
-
-
-def _abandoned_between(uow: UnitOfWork, store_id: int, since: datetime, until: datetime) -> Iterator[Cart]:
-    for status in TARGETABLE:
-        after = None
-        while page := uow.carts.page(store_id, status, _PAGE, after):
-            yield from (c for c in page if c.abandoned_at is not None and since <= c.abandoned_at < until)
-            if len(page) < _PAGE:
-                break
-            after = page[-1].cart_id
 
 
 def _member(uow: UnitOfWork, shopper: Shopper) -> Member:

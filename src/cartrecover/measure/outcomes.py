@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -12,8 +11,6 @@ from cartrecover.domain.journey import Step, StepStatus
 from cartrecover.measure.attribution import Touch
 from cartrecover.ports.orders import Order
 from cartrecover.ports.unit_of_work import UnitOfWork
-
-_PAGE = 1000
 
 
 @dataclass(frozen=True)
@@ -43,7 +40,7 @@ def abandoned_between(uow: UnitOfWork, store_id: int, since: datetime, until: da
     only, so that its revenue is counted once. A cart without a group (abandoned before holdouts existed) is
     treated: it could have been contacted.
     """
-    carts = sorted(_carts(uow, store_id, since, until), key=lambda c: (c.abandoned_at, c.cart_id))
+    carts = uow.carts.abandoned_between(store_id, since, until)
     seen: set[str] = set()
     outcomes = []
     for cart in carts:
@@ -71,16 +68,6 @@ def abandoned_between(uow: UnitOfWork, store_id: int, since: datetime, until: da
 def incentive_of(step: Step) -> str:
     """The label of a step's incentive, for the breakdown: "none" or "10% off"."""
     return f"{step.incentive.percent}% off" if step.incentive else "none"
-
-
-def _carts(uow: UnitOfWork, store_id: int, since: datetime, until: datetime) -> Iterator[Cart]:
-    # A scan of the store's carts by id: the carts port has no index on abandonment time (yet).
-    after = None
-    while page := uow.carts.page(store_id, None, _PAGE, after):
-        yield from (c for c in page if c.abandoned_at is not None and since <= c.abandoned_at < until)
-        if len(page) < _PAGE:
-            break
-        after = page[-1].cart_id
 
 
 def _recovering_order(uow: UnitOfWork, cart: Cart) -> Order | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -37,6 +38,12 @@ class Carts(Protocol):
 
     def page(self, store_id: int, status: CartStatus | None, limit: int, after: str | None) -> list[Cart]:
         """A page of the store's carts, by cart id, optionally with one status."""
+        ...
+
+    def abandoned_between(
+        self, store_id: int, since: datetime, until: datetime, statuses: Collection[CartStatus] | None = None
+    ) -> list[Cart]:
+        """The store's carts abandoned in [since, until) (with one of `statuses`, if given), by abandonment time."""
         ...
 
     def finished_by_variant(self, store_id: int, experiment: str) -> dict[str, tuple[int, int]]:

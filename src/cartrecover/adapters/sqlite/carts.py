@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Collection
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -80,6 +82,20 @@ class SqliteCarts:
             args.append(status.value)
         rows = self._conn.execute(sql + " ORDER BY cart_id LIMIT ?", (*args, limit))
         return [_cart_decoder.decode(body) for (body,) in rows]
+
+    def abandoned_between(
+        self, store_id: int, since: datetime, until: datetime, statuses: Collection[CartStatus] | None = None
+    ) -> list[Cart]:
+        """A scan of the store's carts (by the status index when statuses are given): abandonment time is inside
+        the stored cart, not a column yet, so this is the one place an index on it would go."""
+        wanted = [s.value for s in statuses] if statuses is not None else None
+        sql, args = "SELECT body FROM carts WHERE store_id=?", list[Any]([store_id])
+        if wanted is not None:
+            sql += f" AND status IN ({','.join('?' * len(wanted))})"
+            args += wanted
+        carts = [_cart_decoder.decode(body) for (body,) in self._conn.execute(sql, args)]
+        found = [c for c in carts if c.abandoned_at is not None and since <= c.abandoned_at < until]
+        return sorted(found, key=lambda c: (c.abandoned_at or since, c.cart_id))
 
     def finished_by_variant(self, store_id: int, experiment: str) -> dict[str, tuple[int, int]]:
         """Per variant: (recovered, expired) carts of the experiment."""
