@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
+from cartrecover import measure
 from cartrecover.deliver.render import Renderer
 from cartrecover.domain.cart import AbandonmentRules
 from cartrecover.domain.events import Event
@@ -201,6 +202,20 @@ class Engine:
             raise ClockError("the clock can only be moved when the engine runs with --clock manual")
         advance(when)
         return self.catch_up(when)
+
+    def recovery_report(self, store: Store, since: datetime, until: datetime) -> measure.Report:
+        """The recovery report of the store's carts abandoned in [since, until), read in one snapshot."""
+        config = self.settings.measure
+        with self.database.read() as uow:
+            return measure.recovery(
+                uow,
+                store.store_id,
+                store.currency,
+                since,
+                until,
+                windows=config.attribution_windows,
+                channel_cost=config.channel_cost,
+            )
 
     def lag(self) -> int:
         """How many logged events the lifecycle has not applied yet."""

@@ -363,24 +363,17 @@ def _report(args: argparse.Namespace) -> int:
 
     engine = build_engine(load_settings(args.config, data_dir=Path(args.data_dir) if args.data_dir else None))
     try:
-        store = engine.stores.by_id(_store_id(engine, args.store) or 0) if args.store else None
-        if store is None:
+        if args.store:
+            store = engine.stores.by_name(args.store)
+            if store is None:
+                raise ConfigError(f"no store named {args.store!r}")
+        else:
             stores = engine.stores.all()
             if len(stores) != 1:
                 raise ConfigError(f"there are {len(stores)} stores: name one with --store")
             store = stores[0]
         since, until = window(args.since, args.until, engine.clock.now())
-        config = engine.settings.measure
-        with engine.database.read() as uow:
-            found = measure.recovery(
-                uow,
-                store.store_id,
-                store.currency,
-                since,
-                until,
-                windows=config.attribution_windows,
-                channel_cost=config.channel_cost,
-            )
+        found = engine.recovery_report(store, since, until)
     finally:
         engine.close()
     if args.json:

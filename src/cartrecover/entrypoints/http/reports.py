@@ -29,18 +29,7 @@ async def recovery(
     store = admin_store(request)
     rt = runtime(request)
     start, end = window(since, until, rt.engine.clock.now())
-    config = rt.engine.settings.measure
-    with rt.engine.database.read() as uow:
-        report = measure.recovery(
-            uow,
-            store.store_id,
-            store.currency,
-            start,
-            end,
-            windows=config.attribution_windows,
-            channel_cost=config.channel_cost,
-        )
-    return json_response(measure.as_json(report))
+    return json_response(measure.as_json(rt.engine.recovery_report(store, start, end)))
 
 
 @get("/api/v1/reports/recovery/daily", summary="The recovery report day by day: funnels, cumulative lift", **_DOC)  # type: ignore[arg-type]
