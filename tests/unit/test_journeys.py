@@ -404,3 +404,33 @@ def test_a_click_on_a_restore_link_goes_on_the_timeline(engine: Engine, shop: Sh
     with engine.database.read() as uow:
         clicks = [e for e in uow.timeline.for_cart(shop.store_id, cart_id) if e["kind"] == "click"]
     assert [(c["step"], c["channel"]) for c in clicks] == [("reminder", "email")]
+
+
+def test_an_erased_shopper_gets_no_further_message(engine: Engine, shop: Shop, email: Recorder) -> None:
+    cart_id, anon = abandon(engine, shop)
+    engine.advance_clock(START + 2 * HOUR)
+    assert len(email.sent) == 1
+
+    engine.append(
+        [
+            Event(
+                kind=EventKind.SHOPPER_REDACTED,
+                store_id=shop.store_id,
+                message_id="redact-1",
+                source="shopify",
+                name="customers/redact",
+                at=START + 3 * HOUR,
+                received_at=START + 3 * HOUR,
+                email=f"{anon}@example.com",
+            )
+        ]
+    )
+    engine.advance_clock(START + 5 * 24 * HOUR)
+
+    assert len(email.sent) == 1
+    assert status(engine, shop, cart_id) == "suppressed"
+    assert steps(engine, shop, cart_id) == {
+        "reminder": StepStatus.SENT,
+        "second-reminder": StepStatus.CANCELLED,
+        "last-chance": StepStatus.CANCELLED,
+    }
