@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from msgspec.structs import replace
 
-from cartrecover.domain.events import CartChange, Event, LineItem
+from cartrecover.domain.events import CartChange, Event, EventKind, LineItem
 
 
 class CartStatus(enum.StrEnum):
@@ -87,6 +87,11 @@ class Cart:
     experiment: str | None = None  # the experiment the cart's journey was part of, at its last abandonment
     variant: str | None = None  # the experiment's variant it got
     assignment_probability: float | None = None  # the probability of getting that variant (the propensity)
+    # What the session around the cart showed, for decisions (read by decide.features):
+    page_views: int = 0  # pages and other calls while the cart was open
+    coupon_attempts: int = 0  # codes the shopper tried ("Coupon Entered", "Coupon Denied", …)
+    device: str | None = None  # "mobile", "tablet", "desktop"
+    campaign: str | None = None  # "source/medium" of the campaign that brought the shopper
 
     @property
     def value(self) -> int:
@@ -122,7 +127,17 @@ class Cart:
         self.currency = event.currency or self.currency
         self.restore_url = event.restore_url or self.restore_url
         self.refs = tuple(dict.fromkeys(self.refs + event.refs))
+        self.observe(event)
         return self.record_presence(event.at, f"{event.source}: {event.name}")
+
+    def observe(self, event: Event) -> None:
+        """Count what the session shows: pages, coupon tries, the device and the campaign that brought it."""
+        if event.kind is EventKind.BROWSED:
+            self.page_views += 1
+        if event.name[:7].lower() == "coupon ":
+            self.coupon_attempts += 1
+        self.device = event.device or self.device
+        self.campaign = self.campaign or event.campaign
 
     def record_presence(self, at: datetime, reason: str) -> list[StateChanged]:
         """The shopper was seen at `at`: keep the cart active, or bring an abandoned one back."""

@@ -83,6 +83,8 @@ class Event(msgspec.Struct, frozen=True, omit_defaults=True, array_like=True):
     properties: dict[str, Any] = {}
     coupons: tuple[str, ...] = ()  # codes an order used (for incentive cost)
     discount: int | None = None  # an order's total discount in minor units, when the source states it
+    device: str | None = None  # "mobile", "tablet" or "desktop", from the browser's User-Agent
+    campaign: str | None = None  # "source/medium" of the visit's campaign (its UTM parameters)
 
     @property
     def identities(self) -> list[tuple[str, str]]:

@@ -30,14 +30,17 @@ TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
 Id = str | int
 
 
-class MessageContext(msgspec.Struct):
-    """The two fields of a call's `context` that ingest reads; the rest is skipped, not built into dicts.
+class MessageContext(msgspec.Struct, rename="camel"):
+    """The fields of a call's `context` that ingest reads; the rest is skipped, not built into dicts.
 
     UNSET (falsy) when absent, so that a batch's `context` fills in only what the call does not send.
+    `userAgent` and `campaign` (the UTM parameters) become the event's device and traffic source.
     """
 
     traits: Any = msgspec.UNSET
     timezone: Any = msgspec.UNSET
+    user_agent: Any = msgspec.UNSET
+    campaign: Any = msgspec.UNSET
 
 
 class Message(msgspec.Struct, rename="camel"):
@@ -109,6 +112,10 @@ def read_batch(body: bytes) -> tuple[list[Message], str | None, str | None]:
                 context.traits = batch.context.get("traits", msgspec.UNSET)
             if context.timezone is msgspec.UNSET:
                 context.timezone = batch.context.get("timezone", msgspec.UNSET)
+            if context.user_agent is msgspec.UNSET:
+                context.user_agent = batch.context.get("userAgent", msgspec.UNSET)
+            if context.campaign is msgspec.UNSET:
+                context.campaign = batch.context.get("campaign", msgspec.UNSET)
         messages.append(message)
     return messages, batch.sent_at, batch.write_key
 
@@ -179,6 +186,8 @@ def normalise(
     phone = _text(traits.get("phone"))
     timezone = context.timezone
     timezone = None if timezone is msgspec.UNSET else _text(timezone)
+    device = device_of(context.user_agent) if context.user_agent else None
+    campaign = campaign_of(context.campaign) if context.campaign else None
     if kind == "track":
         name = message.event
         if not name or not isinstance(name, str):
@@ -188,7 +197,7 @@ def normalise(
         if spec is None:
             return Event(
                 EventKind.BROWSED, store_id, message_id, "segment", name[:200], at, received_at,
-                anonymous_id, user_id, email, phone, timezone=timezone, properties=props,
+                anonymous_id, user_id, email, phone, timezone=timezone, properties=props, device=device, campaign=campaign,
             )  # fmt: skip
         event_kind, change, checkout = spec
         cur = _text(props.get("currency")) or currency
@@ -201,12 +210,13 @@ def normalise(
         return Event(
             event_kind, store_id, message_id, "segment", name[:200], at, received_at,
             anonymous_id, user_id, email, phone, cart_id, refs, order_id, change, items, cur, value, checkout,
-            restore, timezone, {}, {}, props, coupons, discount,
+            restore, timezone, {}, {}, props, coupons, discount, device, campaign,
         )  # fmt: skip
     if kind == "identify":
         return Event(
             EventKind.IDENTIFIED, store_id, message_id, "segment", "identify", at, received_at,
             anonymous_id, user_id, email, phone, timezone=timezone, consent=consent_of(traits), traits=traits,
+            device=device, campaign=campaign,
         )  # fmt: skip
     if kind == "alias":
         previous = _id(message.previous_id)
@@ -218,8 +228,28 @@ def normalise(
         )  # fmt: skip
     return Event(
         EventKind.BROWSED, store_id, message_id, "segment", f"{kind}: {message.name or kind}"[:200], at, received_at,
-        anonymous_id, user_id, email, phone, timezone=timezone, properties=message.properties,
+        anonymous_id, user_id, email, phone, timezone=timezone, properties=message.properties, device=device,
+        campaign=campaign,
     )  # fmt: skip
+
+
+def device_of(user_agent: object) -> str | None:
+    """"mobile", "tablet" or "desktop" from a browser's User-Agent (the usual tokens; enough for a feature)."""
+    if not isinstance(user_agent, str):
+        return None
+    if "iPad" in user_agent or "Tablet" in user_agent:
+        return "tablet"
+    if "Mobi" in user_agent or "iPhone" in user_agent or "Android" in user_agent:
+        return "mobile"
+    return "desktop"
+
+
+def campaign_of(campaign: object) -> str | None:
+    """"source/medium" of Segment's `context.campaign` (its UTM parameters), lower-cased and bounded."""
+    if not isinstance(campaign, dict):
+        return None
+    source, medium = _text(campaign.get("source")) or "", _text(campaign.get("medium")) or ""
+    return f"{source}/{medium}".lower()[:100] if source or medium else None
 
 
 _CartFields = tuple[str | None, tuple[str, ...], str | None, CartChange, tuple[LineItem, ...], int | None, str | None]

@@ -10,6 +10,7 @@ from cartrecover.lifecycle import timeline
 from cartrecover.lifecycle.context import Context
 from cartrecover.lifecycle.identity import shopper_of
 from cartrecover.ports.orders import Order
+from cartrecover.ports.shoppers import Shopper
 from cartrecover.ports.unit_of_work import UnitOfWork
 
 
@@ -42,6 +43,8 @@ def on_presence(uow: UnitOfWork, event: Event, context: Context) -> None:
     shopper_id = shopper_of(uow, event, context)
     for cart in uow.carts.open_for_shopper(event.store_id, shopper_id):
         changes = cart.catch_up(event.at, rules)
+        if cart.status.is_open:
+            cart.observe(event)
         changes += cart.record_presence(event.at, event.name)
         timeline.save(uow, cart, changes, context)
 
@@ -76,6 +79,18 @@ def on_order_placed(uow: UnitOfWork, event: Event, context: Context) -> None:
     if carts and order.cart_id is None:
         order.cart_id = carts[0].cart_id
     uow.orders.save(order)
+    if existing is None:
+        _count_order(uow, order, shopper_id)
+
+
+def _count_order(uow: UnitOfWork, order: Order, shopper_id: str) -> None:
+    """The shopper's purchase history (orders, first and last, spend), for decisions and lifetime value."""
+    shopper = uow.shoppers.get(order.store_id, shopper_id) or Shopper(order.store_id, shopper_id)
+    shopper.orders += 1
+    shopper.spend += order.value or 0
+    shopper.first_order_at = min(shopper.first_order_at or order.placed_at, order.placed_at)
+    shopper.last_order_at = max(shopper.last_order_at or order.placed_at, order.placed_at)
+    uow.shoppers.save(shopper)
 
 
 def on_order_cancelled(uow: UnitOfWork, event: Event, context: Context) -> None:

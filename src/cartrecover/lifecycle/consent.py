@@ -16,6 +16,10 @@ def on_clicked(uow: UnitOfWork, event: Event, context: Context) -> None:
         return
     detail = {"step": step.name, "channel": str(event.properties.get("channel", "")), "message_id": step.message_id}
     uow.timeline.add(event.store_id, step.cart_id, event.at, "click", detail)
+    shopper = uow.shoppers.get(event.store_id, step.shopper_id)
+    if shopper is not None:
+        shopper.clicks += 1
+        uow.shoppers.save(shopper)
 
 
 def on_unsubscribed(uow: UnitOfWork, event: Event, context: Context) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 
@@ -20,6 +21,12 @@ class Shopper:
     traits: dict[str, Any] = field(default_factory=dict)
     group: str | None = None  # "treated" or "holdout", fixed at the shopper's first abandonment
     experiments: dict[str, str] = field(default_factory=dict)  # experiment → variant, for fixed splits
+    # Purchase and response history, for decisions (decide.features) and lifetime value:
+    orders: int = 0
+    spend: int = 0  # the orders' totals, minor units
+    first_order_at: datetime | None = None
+    last_order_at: datetime | None = None
+    clicks: int = 0  # links in our messages followed
 
 
 class Shoppers(Protocol):

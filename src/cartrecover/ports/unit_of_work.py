@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from cartrecover.ports.carts import Carts, Timeline
+from cartrecover.ports.decisions import Decisions, Models
 from cartrecover.ports.eventlog import Checkpoints, DeadLetters
 from cartrecover.ports.orders import Orders
 from cartrecover.ports.outbox import Outbox, Suppressions
@@ -26,6 +27,8 @@ class UnitOfWork(Protocol):
     stores: Stores
     outbox: Outbox
     suppressions: Suppressions
+    decisions: Decisions
+    models: Models
 
     def erase_store_data(self, store_id: int) -> None:
         """Delete everything the state store keeps about the store's shoppers (carts, orders, timelines, profiles)."""

@@ -7,6 +7,7 @@ from importlib.resources import files
 
 from cartrecover.adapters.sqlite.carts import SqliteCarts, SqliteTimeline
 from cartrecover.adapters.sqlite.connections import Connections, Transaction, path_of
+from cartrecover.adapters.sqlite.decisions import SqliteDecisions, SqliteModels
 from cartrecover.adapters.sqlite.eventlog import SqliteCheckpoints, SqliteDeadLetters
 from cartrecover.adapters.sqlite.orders import SqliteOrders
 from cartrecover.adapters.sqlite.outbox import SqliteOutbox, SqliteSuppressions
@@ -30,6 +31,8 @@ class SqliteUnitOfWork:
         self.stores = SqliteStores(conn)
         self.outbox = SqliteOutbox(conn)
         self.suppressions = SqliteSuppressions(conn)
+        self.decisions = SqliteDecisions(conn)
+        self.models = SqliteModels(conn)
 
     def erase_store_data(self, store_id: int) -> None:
         """Delete every row about the store's shoppers; the store and its keys stay."""
@@ -44,6 +47,7 @@ class SqliteUnitOfWork:
             "orders",
             "order_refs",
             "outbox",
+            "decisions",
         )
         for table in (*tables, "suppressions"):
             self.conn.execute(f"DELETE FROM {table} WHERE store_id=?", (store_id,))

@@ -70,3 +70,13 @@ CREATE TABLE IF NOT EXISTS suppressions (
     store_id INTEGER NOT NULL, channel TEXT NOT NULL, address TEXT NOT NULL, reason TEXT NOT NULL, at_us INTEGER NOT NULL,
     PRIMARY KEY (store_id, channel, address)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS decisions (
+    store_id INTEGER NOT NULL, cart_id TEXT NOT NULL, at_us INTEGER NOT NULL, incentive REAL NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_by_time ON decisions (store_id, at_us);
+CREATE INDEX IF NOT EXISTS decisions_by_cart ON decisions (store_id, cart_id);
+CREATE TABLE IF NOT EXISTS models (
+    store_id INTEGER NOT NULL, version INTEGER NOT NULL, trained_us INTEGER NOT NULL, active INTEGER NOT NULL,
+    metrics TEXT NOT NULL, body BLOB NOT NULL, PRIMARY KEY (store_id, version)
+);
