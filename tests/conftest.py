@@ -14,6 +14,7 @@ import pytest
 from litestar.testing import TestClient
 
 from cartrecover.bootstrap import build_engine
+from cartrecover.decision_settings import DecisionConfig
 from cartrecover.engine import Engine
 from cartrecover.entrypoints.http.app import create_app
 from cartrecover.settings import Settings, StoreConfig, load_settings
@@ -24,8 +25,10 @@ START = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    """Settings for a test: its own data directory, manual clock, no holdout, no config file or environment."""
-    overrides.setdefault("holdout_share", 0.0)  # tests that need a holdout ask for one
+    """Settings for a test: its own data directory, manual clock, no holdout, no exploration, no config file or
+    environment (tests of the holdout or of exploring decisions ask for them)."""
+    overrides.setdefault("holdout_share", 0.0)
+    overrides.setdefault("decisions", DecisionConfig(exploration=0.0))
     return load_settings(None, env={}, data_dir=tmp_path / "data", clock="manual", **overrides)
 
 

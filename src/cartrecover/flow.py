@@ -1,6 +1,9 @@
 """A cart's journey on one screen: which state change starts or stops it, and how due steps go out.
 
-cart becomes ABANDONED            → decide.rules.plan → schedule.journeys.start   (same transaction)
+cart becomes ABANDONED            → decide.learned.observe (the feature row)
+                                  → holdout, an experiment's variant, or decide.learned.decide
+                                    (the model's best plan, an exploring one, or decide.rules.plan)
+                                  → decisions log + schedule.journeys.start     (same transaction)
 ABANDONED/RECOVERING → any other  → schedule.journeys.stop                         (same transaction)
 due steps                         → schedule.claim.claim_due      (transaction 1: every guardrail checked)
                                   → deliver.outcomes.issue_coupon (no transaction: the shop creates the code)
@@ -10,17 +13,19 @@ due steps                         → schedule.claim.claim_due      (transaction
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import cache
 
-from cartrecover.decide import experiments, rules
+from cartrecover.decide import experiments, learned, rules
 from cartrecover.deliver import outcomes
 from cartrecover.deliver.render import Brand, Renderer
 from cartrecover.domain import holdout
 from cartrecover.domain.cart import Cart, CartStatus, StateChanged
 from cartrecover.domain.holdout import Group
 from cartrecover.domain.journey import Journey, Step
+from cartrecover.models.bundle import Bundle
 from cartrecover.ports.channels import OutboundMessage, Sender
 from cartrecover.ports.coupons import CouponIssuer
 from cartrecover.ports.outbox import Claim
@@ -32,6 +37,7 @@ from cartrecover.settings import Settings
 
 LINKS_VALID_FOR = timedelta(days=30)
 JOURNEY_RUNNING = (CartStatus.ABANDONED, CartStatus.RECOVERING)
+MODEL_REFRESH = 30.0  # seconds between checks for a newly trained or rolled-back model
 
 
 class Journeys:
@@ -53,25 +59,70 @@ class Journeys:
         self._senders, self._renderer, self._secret, self._manual = senders, renderer, secret, manual_clock
         self._issuers = coupon_issuers or {}  # by store name
         self._journeys: Callable[[str, str, str | None], Journey] = cache(self._journey_of)
+        self._bundles: dict[int, tuple[float, int | None, Bundle | None]] = {}  # store → (checked, version, bundle)
 
     def on_cart_change(self, uow: UnitOfWork, cart: Cart, change: StateChanged) -> None:
-        """The change hook: start a journey on abandonment, stop it when the cart leaves abandonment."""
+        """The change hook: decide on abandonment, stop the journey when the cart leaves abandonment."""
         if change.after is CartStatus.ABANDONED:
-            store = self._store_for(cart.store_id)
-            if self._group(uow, cart, store.name if store else "") is Group.HOLDOUT:
-                journeys.start(uow, cart, "holdout", (), ("holdout: tracked, never contacted",))
-                return
-            currency = cart.currency or (store.currency if store else "USD")
-            chosen = self._variant(uow, cart, store.name if store else "")
-            journey = self._journeys(store.name if store else "", currency, chosen.variant if chosen else None)
-            decision = rules.plan(cart, journey, self._settings.guardrails)
-            if chosen is None:
-                journeys.start(uow, cart, decision.policy, decision.steps, decision.reasons)
-            else:
-                policy, reasons = f"{decision.policy}+{chosen.policy}", (chosen.reason, *decision.reasons)
-                journeys.start(uow, cart, policy, decision.steps, reasons, propensity=chosen.probability)
+            self._decide(uow, cart)
         elif change.before in JOURNEY_RUNNING and change.after not in JOURNEY_RUNNING:
             journeys.stop(uow, cart, change.at, f"journey stopped: {change.reason}")
+
+    def _decide(self, uow: UnitOfWork, cart: Cart) -> None:
+        """Log the decision with the cart's features and start its journey (none for the holdout)."""
+        store = self._store_for(cart.store_id)
+        name, timezone = (store.name, store.timezone) if store else ("", "UTC")
+        shopper = uow.shoppers.get(cart.store_id, cart.shopper_id)
+        models = self._models(uow, cart.store_id)
+        row = learned.observe(uow, cart, shopper, timezone, models.clv if models else None)
+        if self._group(uow, cart, name) is Group.HOLDOUT:
+            uow.decisions.add(learned.holdout(cart, row, Group.HOLDOUT.value))
+            journeys.start(uow, cart, "holdout", (), ("holdout: tracked, never contacted",))
+            return
+        currency = cart.currency or (store.currency if store else "USD")
+        chosen = self._variant(uow, cart, name)
+        journey = self._journeys(name, currency, chosen.variant if chosen else None)
+        planned = rules.plan(cart, journey, self._settings.guardrails)
+        if chosen is not None:  # an experiment runs: its variant's journey, by its own assignment
+            policy, reasons = f"{planned.policy}+{chosen.policy}", (chosen.reason, *planned.reasons)
+            record = learned.experiment(
+                cart, row, policy_name=policy, journey=journey, steps=planned.steps, probability=chosen.probability
+            )
+            uow.decisions.add(record)
+            journeys.start(uow, cart, policy, planned.steps, reasons, propensity=chosen.probability)
+            return
+        decided = learned.decide(
+            uow, cart, shopper, row,
+            config=self._settings.decisions,
+            economics=self._settings.decisions.economics(self._settings.guardrails.max_discount_percent),
+            models=models,
+            rules=(planned.policy, planned.steps, planned.reasons),
+            timezone=timezone,
+        )  # fmt: skip
+        record = decided.record
+        uow.decisions.add(record)
+        detail = {"plan": record.plan, "explored": record.explored, "scores": record.scores}
+        detail |= {"contributions": [list(c) for c in record.contributions], "model_version": record.model_version}
+        journeys.start(
+            uow, cart, record.policy, decided.steps, decided.reasons, propensity=record.propensity, detail=detail
+        )
+
+    def _models(self, uow: UnitOfWork, store_id: int) -> Bundle | None:
+        """The store's active model bundle, checked against the registry at most every `MODEL_REFRESH` seconds."""
+        now = time.monotonic()
+        cached = self._bundles.get(store_id)
+        if cached is not None and now - cached[0] < MODEL_REFRESH:
+            return cached[2]
+        version = uow.models.active_version(store_id)
+        if cached is not None and cached[1] == version:
+            self._bundles[store_id] = (now, version, cached[2])
+            return cached[2]
+        bundle = None
+        if version is not None:
+            found = uow.models.active(store_id)
+            bundle = Bundle.from_bytes(found[1], found[0]) if found else None
+        self._bundles[store_id] = (now, version, bundle)
+        return bundle
 
     def _group(self, uow: UnitOfWork, cart: Cart, store_name: str) -> Group:
         """The shopper's holdout group, assigned at their first abandonment and kept; copied onto the cart."""

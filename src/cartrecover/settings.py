@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from cartrecover.decision_settings import DecisionConfig, parse_decisions
 from cartrecover.domain.cart import AbandonmentRules
 from cartrecover.domain.journey import Guardrails
 from cartrecover.errors import ConfigError
@@ -101,6 +102,7 @@ class Settings:
     channels: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_CHANNELS))
     measure: MeasureConfig = field(default_factory=MeasureConfig)  # [measure]: attribution windows, channel costs
     experiments: tuple[ExperimentConfig, ...] = ()  # [[experiments]]: A/B tests of journey variants
+    decisions: DecisionConfig = field(default_factory=DecisionConfig)  # [decisions]: the learned policy
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -159,6 +161,7 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read config {path}: {exc}") from exc
     settings = _from_mapping(raw)
+    settings = replace(settings, decisions=parse_decisions(raw.get("decisions", {}), parse_duration, env))
     simple = {f.name: f for f in fields(Settings) if f.type in ("str", "int", "float", "Path")}
     for name, spec in simple.items():
         value = env.get(f"CARTRECOVER_{name.upper()}")
@@ -199,6 +202,7 @@ def _from_mapping(raw: dict[str, Any]) -> Settings:
         "channels",
         "measure",
         "experiments",
+        "decisions",
     }
     unknown = set(engine) - known
     if unknown:

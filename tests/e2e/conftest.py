@@ -291,6 +291,6 @@ def _free_port() -> int:
 
 def _clean_env() -> dict[str, str]:
     """The environment without CARTRECOVER_* settings, so the test's flags are all that configure the server,
-    and without a holdout (tests that need one configure it)."""
+    and without a holdout or exploring decisions (tests that need them configure them)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CARTRECOVER_")}
-    return {**clean, "CARTRECOVER_HOLDOUT_SHARE": "0"}
+    return {**clean, "CARTRECOVER_HOLDOUT_SHARE": "0", "CARTRECOVER_DECISIONS_EXPLORATION": "0"}

@@ -30,7 +30,7 @@ from cartrecover.decide.actions import NO_CONTACT, Plan
 class Scorer(Protocol):
     """The fitted models, as a decision needs them (cartrecover.models.bundle.Bundle)."""
 
-    version: str
+    version: int
 
     def no_contact(self, row: np.ndarray) -> float:
         """P(order | no contact), calibrated."""

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cartrecover.entrypoints import models_cli
 from cartrecover.errors import CartRecoverError, ConfigError
 from cartrecover.settings import StoreConfig, load_settings
 
@@ -88,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_simulate(sub)
     _add_audiences(sub, common)
     _add_report(sub, common)
+    models_cli.add_commands(sub, common)
     return parser
 
 

@@ -8,7 +8,7 @@ from cartrecover.domain.cart import Cart
 from cartrecover.domain.events import Event
 from cartrecover.lifecycle import timeline
 from cartrecover.lifecycle.context import Context
-from cartrecover.lifecycle.identity import shopper_of
+from cartrecover.lifecycle.identity import count_active_hour, shopper_of
 from cartrecover.ports.orders import Order
 from cartrecover.ports.shoppers import Shopper
 from cartrecover.ports.unit_of_work import UnitOfWork
@@ -90,6 +90,7 @@ def _count_order(uow: UnitOfWork, order: Order, shopper_id: str) -> None:
     shopper.spend += order.value or 0
     shopper.first_order_at = min(shopper.first_order_at or order.placed_at, order.placed_at)
     shopper.last_order_at = max(shopper.last_order_at or order.placed_at, order.placed_at)
+    count_active_hour(shopper, order.placed_at)
     uow.shoppers.save(shopper)
 
 

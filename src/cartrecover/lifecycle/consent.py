@@ -5,6 +5,7 @@ from __future__ import annotations
 from cartrecover.domain.contact import address_key
 from cartrecover.domain.events import Event
 from cartrecover.lifecycle.context import Context
+from cartrecover.lifecycle.identity import count_active_hour
 from cartrecover.ports.shoppers import Shopper
 from cartrecover.ports.unit_of_work import UnitOfWork
 
@@ -19,6 +20,7 @@ def on_clicked(uow: UnitOfWork, event: Event, context: Context) -> None:
     shopper = uow.shoppers.get(event.store_id, step.shopper_id)
     if shopper is not None:
         shopper.clicks += 1
+        count_active_hour(shopper, event.at)
         uow.shoppers.save(shopper)
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from cartrecover.domain.events import Event
 from cartrecover.lifecycle import timeline
@@ -55,6 +57,15 @@ def _update_profile(uow: UnitOfWork, event: Event, shopper_id: str, context: Con
             if not cart.has_contact:
                 cart.has_contact = True
                 timeline.save(uow, cart, [], context)
+
+
+def count_active_hour(shopper: Shopper, at: datetime) -> None:
+    """Count the shopper's local hour of `at` (an order or a click): what send time learns from."""
+    try:
+        hour = at.astimezone(ZoneInfo(shopper.timezone)).hour if shopper.timezone else at.hour
+    except (KeyError, ValueError):
+        hour = at.hour
+    shopper.active_hours[hour] = shopper.active_hours.get(hour, 0) + 1
 
 
 def _kept_traits(traits: dict[str, Any]) -> dict[str, str]:

@@ -76,6 +76,10 @@ class Models(Protocol):
         """(version, body) of the store's active bundle."""
         ...
 
+    def active_version(self, store_id: int) -> int | None:
+        """The number of the store's active bundle (cheap: for a cache to check it is current)."""
+        ...
+
     def versions(self, store_id: int) -> list[ModelVersion]:
         """Every bundle of the store, newest first."""
         ...

@@ -27,6 +27,7 @@ class Shopper:
     first_order_at: datetime | None = None
     last_order_at: datetime | None = None
     clicks: int = 0  # links in our messages followed
+    active_hours: dict[int, int] = field(default_factory=dict)  # local hour → orders and clicks then (send time)
 
 
 class Shoppers(Protocol):
@@ -50,6 +51,10 @@ class Shoppers(Protocol):
 
     def find(self, store_id: int, kind: str, value: str) -> str | None:
         """The shopper an identity ("user", "email", "anon") points to."""
+        ...
+
+    def all(self, store_id: int) -> list[Shopper]:
+        """Every profile of the store, oldest first (training reads purchase histories from them)."""
         ...
 
     def erase(self, store_id: int, shopper_id: str) -> list[tuple[str, str]]:

@@ -74,6 +74,10 @@ class SqliteModels:
         ).fetchone()
         return (int(row[0]), bytes(row[1])) if row else None
 
+    def active_version(self, store_id: int) -> int | None:
+        row = self._conn.execute("SELECT version FROM models WHERE store_id=? AND active=1", (store_id,)).fetchone()
+        return int(row[0]) if row else None
+
     def versions(self, store_id: int) -> list[ModelVersion]:
         rows = self._conn.execute(
             "SELECT version, trained_us, active, metrics FROM models WHERE store_id=? ORDER BY version DESC",

@@ -86,6 +86,10 @@ class SqliteShoppers:
             (shopper.store_id, shopper.shopper_id, shopper.store_id, _encoder.encode(shopper)),
         )
 
+    def all(self, store_id: int) -> list[Shopper]:
+        rows = self._conn.execute("SELECT body FROM shoppers WHERE store_id=? ORDER BY created_seq", (store_id,))
+        return [_decoder.decode(body) for (body,) in rows]
+
     def erase(self, store_id: int, shopper_id: str) -> list[tuple[str, str]]:
         """Delete the profile and its identities; return the identities deleted."""
         linked = self._conn.execute(

@@ -1,0 +1,106 @@
+"""The `[decisions]` section of `cartrecover.toml`: how the learned policy decides, and within which limits.
+
+[decisions]
+policy = "learned"          # "learned": a store's active model once it has one (the rules until then); "rules"
+exploration = 0.1           # the share of decisions that pick a random allowed plan (propensities are logged)
+margin = 0.3                # the store's gross margin on an order
+margin_floor = 0.1          # no discount takes the margin below this
+clv_weight = 0.0            # the share of a shopper's expected future spend that a won-back order also wins
+incentives = [0, 5, 10, 15] # percent-off levels the policy may offer (the guardrails' maximum still applies)
+cadences = ["1h", "1h,24h", "1h,24h,72h"]
+channels = ["email", "sms", "push"]
+incentive_budget = 0        # expected discount per budget period, store currency (0: no budget)
+budget_period = "30d"
+send_time_window = "3h"     # follow-ups move up to this much toward the hour the shopper is most active
+
+Each simple key can be set in the environment as CARTRECOVER_DECISIONS_<KEY> (e.g. CARTRECOVER_DECISIONS_POLICY).
+`margin` and `channel_costs` (a table: email, sms, push, in major units) also apply to the report's profit view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from datetime import timedelta
+from typing import Any
+
+from cartrecover.decide.actions import Plan, candidates
+from cartrecover.decide.policy import Economics
+from cartrecover.domain.journey import Channel
+from cartrecover.errors import ConfigError
+
+POLICIES = ("learned", "rules")
+
+
+@dataclass(frozen=True)
+class DecisionConfig:
+    """`[decisions]`, parsed."""
+
+    policy: str = "learned"
+    exploration: float = 0.1
+    margin: float = 0.3
+    margin_floor: float = 0.1
+    clv_weight: float = 0.0
+    incentives: tuple[int, ...] = (0, 5, 10, 15)
+    cadences: tuple[tuple[timedelta, ...], ...] = (
+        (timedelta(hours=1),),
+        (timedelta(hours=1), timedelta(hours=24)),
+        (timedelta(hours=1), timedelta(hours=24), timedelta(hours=72)),
+    )
+    channels: tuple[Channel, ...] = (Channel.EMAIL, Channel.SMS, Channel.PUSH)
+    channel_costs: Mapping[str, float] = field(default_factory=lambda: {"email": 0.001, "sms": 0.04, "push": 0.0005})
+    incentive_budget: float = 0.0
+    budget_period: timedelta = timedelta(days=30)
+    send_time_window: timedelta = timedelta(hours=3)
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise ConfigError(f"decisions.policy must be one of {', '.join(POLICIES)}, not {self.policy!r}")
+        for name in ("exploration", "margin", "margin_floor"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"decisions.{name} must be between 0 and 1")
+        if any(not 0 <= p <= 100 for p in self.incentives) or not self.cadences or not self.channels:
+            raise ConfigError("decisions: incentives are 0–100 %, and cadences and channels may not be empty")
+
+    def plans(self) -> tuple[Plan, ...]:
+        """Every candidate plan, no contact first."""
+        return candidates(self.channels, self.cadences, self.incentives)
+
+    def economics(self, max_discount_percent: int) -> Economics:
+        """What the policy weighs, with the guardrails' maximum discount."""
+        return Economics(self.margin, self.margin_floor, max_discount_percent, self.clv_weight, self.channel_costs)
+
+
+def parse_decisions(
+    raw: dict[str, Any], duration: Callable[[Any], timedelta], env: Mapping[str, str]
+) -> DecisionConfig:
+    """`[decisions]` from the config file, then CARTRECOVER_DECISIONS_* from the environment."""
+    known = {f.name for f in fields(DecisionConfig)}
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"unknown [decisions] settings: {', '.join(sorted(unknown))}")
+    merged: dict[str, Any] = dict(raw)
+    for name in known:
+        value = env.get(f"CARTRECOVER_DECISIONS_{name.upper()}")
+        if value is not None:
+            merged[name] = value.split(",") if name in ("incentives", "channels") else value
+    values: dict[str, Any] = {}
+    try:
+        for name, value in merged.items():
+            if name in ("exploration", "margin", "margin_floor", "clv_weight", "incentive_budget"):
+                values[name] = float(value)
+            elif name == "incentives":
+                values[name] = tuple(int(v) for v in value)
+            elif name == "channels":
+                values[name] = tuple(Channel(str(v).strip()) for v in value)
+            elif name == "cadences":
+                values[name] = tuple(tuple(duration(d.strip()) for d in str(c).split(",")) for c in value)
+            elif name in ("budget_period", "send_time_window"):
+                values[name] = duration(value)
+            elif name == "channel_costs":
+                values[name] = {Channel(k).value: float(v) for k, v in dict(value).items()}
+            else:
+                values[name] = str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"[decisions]: {exc}") from exc
+    return replace(DecisionConfig(), **values)

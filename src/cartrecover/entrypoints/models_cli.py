@@ -1,0 +1,139 @@
+"""`cartrecover train`, `cartrecover models list|activate` and `cartrecover evaluate-policy`.
+
+Training libraries are imported inside the commands: `serve` and `worker` never load them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from cartrecover.errors import ConfigError
+from cartrecover.settings import load_settings
+
+
+def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Register the model commands on the CLI's subparsers."""
+    train = sub.add_parser("train", parents=[common], help="fit a store's models from its logged decisions")
+    train.add_argument("--store", help="the store's name (default: the only one)")
+    train.add_argument("--until", help="use decisions whose recovery window closed before this ISO time (default: now)")
+    train.add_argument("--no-activate", action="store_true", help="register the bundle without making it active")
+    train.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    train.set_defaults(run=_train)
+
+    models = sub.add_parser("models", help="the model registry").add_subparsers(metavar="ACTION")
+    listing = models.add_parser("list", parents=[common], help="every trained bundle, newest first, with metrics")
+    listing.add_argument("--store", help="the store's name (default: the only one)")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(run=_list)
+    activate = models.add_parser("activate", parents=[common], help="make a version active (roll back or forward)")
+    activate.add_argument("version", help="a version number, or 'none' to go back to the rule-based journey")
+    activate.add_argument("--store", help="the store's name (default: the only one)")
+    activate.set_defaults(run=_activate)
+
+
+def _engine_and_store(args: argparse.Namespace) -> tuple[Any, Any]:
+    from cartrecover.bootstrap import build_engine
+
+    engine = build_engine(load_settings(args.config, data_dir=Path(args.data_dir) if args.data_dir else None))
+    try:
+        if args.store:
+            store = engine.stores.by_name(args.store)
+            if store is None:
+                raise ConfigError(f"no store named {args.store!r}")
+        else:
+            stores = engine.stores.all()
+            if len(stores) != 1:
+                raise ConfigError(f"there are {len(stores)} stores: name one with --store")
+            store = stores[0]
+    except BaseException:
+        engine.close()
+        raise
+    return engine, store
+
+
+def _train(args: argparse.Namespace) -> int:
+    from cartrecover.learn import train
+
+    engine, store = _engine_and_store(args)
+    try:
+        until = datetime.fromisoformat(args.until) if args.until else engine.clock.now()
+        window = engine.settings.rules.recovery_window
+        steps = ["examples", "no-contact model", "contact model", "lifetime value", "send time", "registry"]
+        with tqdm(total=len(steps), unit="step", desc=f"training {store.name}", file=sys.stderr) as bar:
+
+            def progress(step: str) -> None:
+                bar.set_postfix_str(step)
+                bar.update(1)
+
+            with engine.database.read() as uow:
+                found = train.examples(uow, store.store_id, until, window)
+                purchasers = [s for s in uow.shoppers.all(store.store_id) if s.orders]
+            progress("examples")
+            try:
+                trained = train.train(found, purchasers, timezone=store.timezone, progress=progress)
+            except train.NotEnoughData as exc:
+                print(f"not enough data yet: {exc}; the rule-based journey keeps running", file=sys.stderr)
+                return 3
+            with engine.database.write() as uow:
+                version = uow.models.add(
+                    store.store_id, until, trained.metrics, trained.bundle.to_bytes(), not args.no_activate
+                )
+            progress("registry")
+    finally:
+        engine.close()
+    if args.json:
+        sys.stdout.write(json.dumps({"version": version, "metrics": trained.metrics}, indent=2) + "\n")
+    else:
+        state = "registered" if args.no_activate else "active"
+        print(f"model v{version} of {store.name}: {state}")
+        for name, value in trained.metrics.items():
+            print(f"  {name:<32} {value:.4g}" if isinstance(value, float) else f"  {name:<32} {value}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    engine, store = _engine_and_store(args)
+    try:
+        with engine.database.read() as uow:
+            versions = uow.models.versions(store.store_id)
+    finally:
+        engine.close()
+    if args.json:
+        rows = [
+            {"version": v.version, "trained_at": v.trained_at.isoformat(), "active": v.active, "metrics": v.metrics}
+            for v in versions
+        ]
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return 0
+    if not versions:
+        print(f"{store.name} has no trained model: the rule-based journey runs")
+        return 0
+    print(f"{'version':>7}  {'trained (data until)':<25} {'active':<6} {'examples':>8} {'no-contact AUC':>14}")
+    for v in versions:
+        auc = v.metrics.get("no_contact_auc")
+        print(
+            f"{v.version:>7}  {v.trained_at.isoformat()[:25]:<25} {'yes' if v.active else '':<6} "
+            f"{v.metrics.get('examples', ''):>8} {auc if auc is None else f'{auc:.3f}':>14}"
+        )
+    return 0
+
+
+def _activate(args: argparse.Namespace) -> int:
+    version = None if args.version == "none" else int(args.version)
+    engine, store = _engine_and_store(args)
+    try:
+        with engine.database.write() as uow:
+            done = uow.models.activate(store.store_id, version)
+    finally:
+        engine.close()
+    if not done:
+        raise ConfigError(f"{store.name} has no model v{version}")
+    print(f"{store.name}: " + ("the rule-based journey runs" if version is None else f"model v{version} is active"))
+    return 0
