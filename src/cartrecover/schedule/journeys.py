@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from cartrecover.domain.cart import Cart
@@ -18,6 +18,7 @@ def start(
     reasons: Sequence[str],
     *,
     propensity: float | None = None,
+    detail: Mapping[str, object] | None = None,
 ) -> None:
     """Schedule the planned steps and put the decision on the cart's timeline (with its propensity, if random)."""
     uow.outbox.add(steps)
@@ -35,6 +36,7 @@ def start(
     decision: dict[str, object] = {"policy": policy, "steps": planned, "reasons": list(reasons)}
     if propensity is not None:
         decision["propensity"] = propensity
+    decision.update(detail or {})
     uow.timeline.add(cart.store_id, cart.cart_id, at, "decision", decision)
 
 
