@@ -1,0 +1,375 @@
+"""Learned decisions: the signals features read, the decision log, exploration, the profit policy, the registry.
+
+Journeys run through the engine on the manual clock with a recording channel; models are trained on synthetic
+decision logs whose true response is known, so a test can say which plan is right.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import pytest
+
+from cartrecover.bootstrap import make_clock, open_database, open_event_log
+from cartrecover.decide import features, policy
+from cartrecover.decide.actions import NO_CONTACT, Plan, Touch
+from cartrecover.decision_settings import DecisionConfig
+from cartrecover.domain.cart import Cart, CartStatus
+from cartrecover.domain.events import LineItem
+from cartrecover.domain.journey import Channel
+from cartrecover.engine import Engine
+from cartrecover.ingest import segment
+from cartrecover.learn.train import Example, NotEnoughData, train
+from cartrecover.models.bundle import Bundle
+from cartrecover.models.sendtime import SendTime
+from cartrecover.ports.channels import OutboundMessage
+from cartrecover.ports.decisions import DecisionRecord
+from cartrecover.ports.shoppers import Shopper
+from tests.conftest import START, Shop, add_shop, make_settings
+from tests.factories import event, identified, item, order_completed, page_viewed, product_added, random_id
+
+HOUR = timedelta(hours=1)
+DEALS = features.traffic_code("couponfollow/affiliate")
+
+
+class Recorder:
+    """A channel that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.sent: list[OutboundMessage] = []
+
+    def send(self, message: OutboundMessage) -> str:
+        self.sent.append(message)
+        return f"provider-{len(self.sent)}"
+
+
+def build(tmp_path: Path, **overrides: Any) -> Engine:
+    settings = make_settings(tmp_path, **overrides)
+    recorder = Recorder()
+    return Engine(
+        settings,
+        open_database(settings),
+        open_event_log(settings),
+        make_clock(settings, START),
+        senders={"email": recorder, "sms": recorder},
+        secret=b"test-secret",
+    )
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    built = build(tmp_path)
+    yield built
+    built.close()
+
+
+def abandon(engine: Engine, shop: Shop, at: datetime = START, **signals: Any) -> str:
+    """A shopper with an email and consent puts something in a cart at `at`; returns the cart id."""
+    anon, cart_id = random_id("anon"), random_id("cart")
+    engine.append(
+        [
+            identified(
+                store_id=shop.store_id, anonymous_id=anon, email=f"{anon}@example.com", consent={"email": True}, at=at
+            ),
+            product_added(
+                item("p1", price=2500), store_id=shop.store_id, anonymous_id=anon, cart_id=cart_id, at=at, **signals
+            ),
+        ]
+    )
+    return cart_id
+
+
+def decisions(engine: Engine, shop: Shop) -> list[DecisionRecord]:
+    with engine.database.read() as uow:
+        return uow.decisions.between(shop.store_id, START - timedelta(days=1), START + timedelta(days=30))
+
+
+# --- what features read ------------------------------------------------------------------------------------------
+
+
+def test_the_user_agent_and_the_campaign_of_a_segment_call_become_its_device_and_traffic_source() -> None:
+    body = {
+        "type": "track",
+        "event": "Product Added",
+        "anonymousId": "a1",
+        "properties": {"cart_id": "c1", "product_id": "p1", "price": 10},
+        "context": {
+            "userAgent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148",
+            "campaign": {"source": "CouponFollow", "medium": "Affiliate", "name": "spring"},
+        },
+    }
+    message = segment.read_single(msgspec.json.encode(body), "track")
+    event = segment.normalise(message, "track", store_id=1, currency="USD", sent_at=None, received_at=START)
+    assert (event.device, event.campaign) == ("mobile", "couponfollow/affiliate")
+    desktop = segment.device_of("Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/126.0")
+    assert desktop == "desktop" and segment.device_of("Mozilla/5.0 (iPad; CPU OS 17_0)") == "tablet"
+    assert features.traffic_code("google/cpc") == 2 and features.traffic_code(None) == 0 and DEALS == 5
+
+
+def test_the_session_and_the_purchase_history_reach_the_feature_row(engine: Engine) -> None:
+    shop = add_shop(engine)
+    anon, cart_id = "anon-1", "cart-1"
+    first = [
+        identified(store_id=shop.store_id, anonymous_id=anon, email="a@example.com", consent={"email": True}),
+        order_completed(item("p0", price=4000), store_id=shop.store_id, anonymous_id=anon, at=START - 30 * 24 * HOUR),
+        product_added(
+            item("p1", price=2500, quantity=2), item("p2", price=900), store_id=shop.store_id, anonymous_id=anon,
+            cart_id=cart_id, device="desktop", campaign="newsletter/email",
+        ),
+        page_viewed(store_id=shop.store_id, anonymous_id=anon, at=START + 5 * 60 * timedelta(seconds=1)),
+        page_viewed(store_id=shop.store_id, anonymous_id=anon, at=START + 10 * 60 * timedelta(seconds=1)),
+        event(store_id=shop.store_id, anonymous_id=anon, cart_id=cart_id, name="Coupon Entered",
+              at=START + 11 * 60 * timedelta(seconds=1)),
+    ]  # fmt: skip
+    engine.append(first)
+    engine.advance_clock(START + 2 * HOUR)
+    (record,) = decisions(engine, shop)
+    row = dict(zip(features.NAMES, record.features, strict=True))
+    assert len(record.features) == len(features.NAMES) and record.feature_version == features.VERSION
+    assert row["page_views"] == 2 and row["coupon_attempts"] == 1 and row["device"] == 3
+    assert row["traffic"] == features.traffic_code("newsletter/email") and row["email_ok"] == 1
+    assert row["prior_orders"] == 1 and row["spend"] == 40.0 and 29.9 < row["days_since_order"] < 30.1
+    assert (
+        row["dwell_minutes"] == pytest.approx(11.0)
+        and (row["lines"], row["quantity"]) == (2, 3)
+        and row["max_price"] == 25.0
+    )
+
+
+# --- the decision log and exploration ---------------------------------------------------------------------------
+
+
+def test_every_abandonment_is_logged_the_holdout_too_with_no_contact_and_no_propensity(tmp_path: Path) -> None:
+    engine = build(tmp_path, holdout_share=0.5)
+    shop = add_shop(engine)
+    carts = [abandon(engine, shop, START + n * timedelta(minutes=1)) for n in range(40)]
+    engine.advance_clock(START + 2 * HOUR)
+    logged = decisions(engine, shop)
+    engine.close()
+    assert sorted(r.cart_id for r in logged) == sorted(carts)
+    held = [r for r in logged if r.group == "holdout"]
+    assert 5 < len(held) < 35
+    assert all(r.plan == NO_CONTACT.name and r.propensity is None and r.policy == "holdout" for r in held)
+    treated = [r for r in logged if r.group == "treated"]
+    assert all(r.policy == "rules-v1" and r.action[0] == 3 for r in treated)  # the default journey: three touches
+
+
+def test_exploring_decisions_pick_uniformly_among_reachable_plans_and_log_that_probability(tmp_path: Path) -> None:
+    config = DecisionConfig(exploration=0.4)
+    engine = build(tmp_path, decisions=config)
+    shop = add_shop(engine)
+    for n in range(300):
+        abandon(engine, shop, START + n * timedelta(seconds=20))
+    engine.advance_clock(START + 3 * HOUR)
+    logged = decisions(engine, shop)
+    engine.close()
+    options = 1 + len(config.cadences) * len(config.incentives)  # email only: no SMS or push consent
+    explored = [r for r in logged if r.explored]
+    assert 0.3 < len(explored) / len(logged) < 0.5
+    assert all(r.policy == "explore" and r.propensity == pytest.approx(0.4 / options) for r in explored)
+    assert {r.plan for r in explored} >= {"no contact", "email 1h", "email 1h+24h+72h 15% off"}
+    assert not any(r.plan.startswith(("sms", "push")) for r in explored)
+    rules = [r for r in logged if not r.explored]
+    assert all(r.propensity == pytest.approx(0.6) for r in rules)  # the default journey is not a candidate plan
+    # the same cart and abandonment decide the same way again (a replay), another abandonment independently
+    seed_a, seed_b = "1/c/2030-01-01T00:00:00+00:00", "1/c/2030-01-02T00:00:00+00:00"
+    plans = config.plans()
+    assert policy.explore(plans, 0.4, seed_a) == policy.explore(plans, 0.4, seed_a)
+    assert len({policy.explore(plans, 1.0, f"{seed_b}{n}")[0] for n in range(200)}) > 20
+
+
+# --- the profit policy ------------------------------------------------------------------------------------------
+
+
+class Truth:
+    """A scorer that knows the response: `p0` alone, plus `reminder` per touch, plus `per_percent` × percent off."""
+
+    version = 1
+
+    def __init__(self, p0: float, reminder: float, per_percent: float) -> None:
+        self.p0, self.reminder, self.per_percent = p0, reminder, per_percent
+
+    def no_contact(self, row: np.ndarray) -> float:
+        return self.p0
+
+    def outcomes(self, row: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        return np.minimum(self.p0 + self.reminder * actions[:, 0] + self.per_percent * actions[:, 5], 1.0)
+
+    def explain(self, row: np.ndarray, top: int) -> list[tuple[str, float]]:
+        return [("cart_value", 0.5)][:top]
+
+
+PLANS = DecisionConfig(channels=(Channel.EMAIL,)).plans()
+
+
+def choose(truth: Truth, value: float = 100.0, **economics: Any) -> policy.Choice:
+    found = policy.Economics(**{"margin": 0.4, **economics})
+    return policy.choose(
+        truth, [0.0] * len(features.NAMES), PLANS, order_value=value, clv=0.0, economics=found, exploration=0.0,
+        seed="s",
+    )  # fmt: skip
+
+
+def test_value_is_uplift_times_margin_minus_the_incentive_on_every_order_minus_channel_costs() -> None:
+    choice = choose(Truth(0.2, 0.02, 0.004), margin=0.4)
+    chosen = choice.chosen
+    touches, percent = chosen.plan.describe()[0], chosen.plan.percent_off
+    p = 0.2 + 0.02 * touches + 0.004 * percent
+    expected = (p - 0.2) * 100 * 0.4 - p * percent / 100 * 100 - 0.001 * touches
+    assert chosen.value == pytest.approx(expected)
+    assert choice.runner_up is not None and choice.runner_up.value <= chosen.value
+    assert choice.propensity == 1.0 and not choice.explored and choice.contributions == [("cart_value", 0.5)]
+
+
+def test_a_shopper_who_comes_back_alone_gets_reminders_not_a_discount() -> None:
+    # a discount adds a little for everyone, but is paid on every order, and most of these orders come anyway
+    assert choose(Truth(0.6, 0.03, 0.002)).plan.percent_off == 0
+    # a discount hunter who buys only with one gets it
+    hunter = choose(Truth(0.0, 0.0, 0.02))
+    assert hunter.plan.percent_off > 0 and hunter.chosen.value > 0
+
+
+def test_when_contact_adds_less_than_it_costs_the_policy_does_not_contact() -> None:
+    choice = choose(Truth(0.3, 0.0, 0.0))
+    assert choice.plan is NO_CONTACT and choice.chosen.value == 0.0
+
+
+def test_the_margin_floor_and_the_maximum_discount_remove_deep_discounts() -> None:
+    greedy = Truth(0.0, 0.0, 0.05)  # deeper is always better here
+    assert choose(greedy, margin=0.4, margin_floor=0.1).plan.percent_off == 15
+    assert choose(greedy, margin=0.2, margin_floor=0.1).plan.percent_off == 10
+    assert choose(greedy, max_discount_percent=5).plan.percent_off == 5
+
+
+def test_an_incentive_budget_spent_for_the_period_leaves_only_plans_without_one(tmp_path: Path) -> None:
+    config = DecisionConfig(exploration=1.0, incentive_budget=0.01)
+    engine = build(tmp_path, decisions=config)
+    shop = add_shop(engine)
+    with engine.database.write() as uow:  # a decision this period already committed more than the budget
+        record = DecisionRecord(shop.store_id, "old", "s", START, "treated", "x", "p", [0.0], [0.0], "f1")
+        uow.decisions.add(replace(record, incentive=1.0))
+    for n in range(60):
+        abandon(engine, shop, START + n * timedelta(seconds=30))
+    engine.advance_clock(START + 2 * HOUR)
+    logged = [r for r in decisions(engine, shop) if r.cart_id != "old"]
+    engine.close()
+    assert logged and all(r.action[5] == 0 for r in logged)
+
+
+# --- training, the registry, serving ----------------------------------------------------------------------------
+
+
+def synthetic_log(count: int, seed: int = 1) -> list[Example]:
+    """Logged decisions (15 % holdout, the rest explored uniformly) from a known truth: deal traffic buys only
+    with a discount; everyone else buys alone at 30 % and a little more with reminders."""
+    rng, plans = random.Random(seed), DecisionConfig(channels=(Channel.EMAIL,)).plans()
+    found = []
+    for number in range(count):
+        deals = rng.random() < 0.4
+        cart = Cart(1, f"c{number}", f"s{number}", START, START, status=CartStatus.ABANDONED)
+        cart.items, cart.abandoned_at = (LineItem("p", 1, rng.randint(3000, 9000)),), START
+        cart.campaign = "couponfollow/affiliate" if deals else None
+        shopper = Shopper(1, cart.shopper_id, email="x@example.com", consent={"email": True})
+        row = features.row(cart, shopper, features.Observed())
+        holdout = rng.random() < 0.15
+        plan = plans[0] if holdout else rng.choice(plans)
+        touches, percent = plan.describe()[0], plan.percent_off
+        p = 0.02 * touches + 0.03 * percent if deals else 0.3 + 0.03 * touches
+        group = "holdout" if holdout else "treated"
+        record = DecisionRecord(
+            1, cart.cart_id, cart.shopper_id, START + number * timedelta(minutes=1), group, "explore", plan.name,
+            plan.describe(), row, features.VERSION, None if holdout else 1 / len(plans), explored=not holdout,
+        )  # fmt: skip
+        found.append(Example(record, rng.random() < p, cart.value / 100))
+    return found
+
+
+@pytest.fixture(scope="module")
+def bundle() -> Bundle:
+    return train(synthetic_log(6000), []).bundle
+
+
+def test_a_trained_bundle_learns_who_needs_a_discount_and_who_does_not(bundle: Bundle) -> None:
+    economics = policy.Economics(margin=0.5)
+    rows = {}
+    for deals in (True, False):
+        cart = Cart(1, "c", "s", START, START, status=CartStatus.ABANDONED, abandoned_at=START)
+        cart.items, cart.campaign = (LineItem("p", 1, 6000),), "couponfollow/affiliate" if deals else None
+        rows[deals] = features.row(cart, Shopper(1, "s", email="x", consent={"email": True}), features.Observed())
+    hunter = policy.choose(
+        bundle, rows[True], PLANS, order_value=60, clv=0, economics=economics, exploration=0, seed="a"
+    )
+    regular = policy.choose(
+        bundle, rows[False], PLANS, order_value=60, clv=0, economics=economics, exploration=0, seed="b"
+    )
+    assert hunter.plan.percent_off >= 10 and regular.plan.percent_off == 0
+    assert bundle.no_contact(np.asarray(rows[False])) > 0.2 > bundle.no_contact(np.asarray(rows[True]))
+    assert hunter.contributions and hunter.contributions[0][0] == "traffic"
+
+
+def test_a_bundle_reads_back_from_the_registry_form_with_the_same_scores(bundle: Bundle) -> None:
+    again = Bundle.from_bytes(bundle.to_bytes(), version=3)
+    row = np.asarray(synthetic_log(1, seed=9)[0].record.features)
+    actions = np.asarray([p.describe() for p in PLANS[1:]])
+    assert again.version == 3 and again.no_contact(row) == bundle.no_contact(row)
+    assert np.array_equal(again.outcomes(row, actions), bundle.outcomes(row, actions))
+    with pytest.raises(ValueError, match="format"):
+        Bundle.from_bytes(b'{"format": 99}')
+
+
+def test_training_refuses_a_log_too_thin_to_learn_from() -> None:
+    with pytest.raises(NotEnoughData, match="untouched carts"):
+        train(synthetic_log(150), [])
+
+
+def test_an_active_model_decides_and_explains_and_a_rollback_brings_the_rules_back(
+    tmp_path: Path, bundle: Bundle
+) -> None:
+    engine = build(tmp_path, decisions=DecisionConfig(exploration=0.0))
+    shop = add_shop(engine)
+    with engine.database.write() as uow:
+        version = uow.models.add(shop.store_id, START, {"examples": 6000}, bundle.to_bytes(), activate=True)
+    hunter = abandon(engine, shop, START, campaign="couponfollow/affiliate")
+    engine.advance_clock(START + 2 * HOUR)
+    (record,) = decisions(engine, shop)
+    assert record.cart_id == hunter and record.policy == f"learned:v{version}" and record.model_version == version
+    assert record.action[5] > 0 and record.scores["chosen"]["value"] > 0 and record.contributions
+    with engine.database.read() as uow:
+        (entry,) = [e for e in uow.timeline.for_cart(shop.store_id, hunter) if e["kind"] == "decision"]
+        steps = uow.outbox.for_cart(shop.store_id, hunter)
+    assert entry["plan"] == record.plan and entry["contributions"] and entry["scores"]["runner_up"]
+    assert steps and steps[-1].incentive is not None and steps[-1].template == "incentive"
+    with engine.database.write() as uow:
+        assert uow.models.activate(shop.store_id, None)
+        assert not uow.models.activate(shop.store_id, 99)
+    engine.journeys._bundles.clear()  # the 30-second cache, as if it had expired
+    later = abandon(engine, shop, START + 3 * HOUR)
+    engine.advance_clock(START + 5 * HOUR)
+    assert [r.policy for r in decisions(engine, shop) if r.cart_id == later] == ["rules-v1"]
+    engine.close()
+
+
+# --- send time -------------------------------------------------------------------------------------------------
+
+
+def test_send_time_moves_a_follow_up_to_the_shopper_s_busiest_hour_within_the_window() -> None:
+    evenings = SendTime(tuple(3 / 24 if h == 20 else (1 - 3 / 24) / 23 for h in range(24)), strength=4)
+    due = datetime.fromisoformat("2030-01-02T17:30:00+00:00")
+    assert evenings.best(due, 3 * HOUR, {}, "UTC").hour == 20  # the store's evening peak
+    assert evenings.best(due, 3 * HOUR, {15: 10}, "UTC").hour == 15  # this shopper's own afternoons win
+    assert evenings.best(due, 2 * HOUR, {}, "UTC") == due  # the peak is out of reach: keep the plan
+    flat = SendTime()
+    assert flat.best(due, 3 * HOUR, {}, "UTC") == due
+
+
+def test_plans_describe_themselves_to_the_model() -> None:
+    plan = Plan("x", (Touch(HOUR, (Channel.SMS,)), Touch(72 * HOUR, (Channel.EMAIL, Channel.SMS), 10)))
+    assert plan.describe() == [2.0, 0.0, 1.0, 0.0, 1.0, 10.0, 72.0, 72.0]
+    assert NO_CONTACT.describe() == [0.0] * 8
