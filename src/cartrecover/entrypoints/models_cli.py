@@ -37,6 +37,15 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     activate.add_argument("--store", help="the store's name (default: the only one)")
     activate.set_defaults(run=_activate)
 
+    evaluate = sub.add_parser(
+        "evaluate-policy", parents=[common], help="estimate a trained model's value on logged decisions (IPS, DR)"
+    )
+    evaluate.add_argument("--store", help="the store's name (default: the only one)")
+    evaluate.add_argument("--version", type=int, help="the model version (default: the newest)")
+    evaluate.add_argument("--until", help="decisions whose recovery window closed before this ISO time (default: now)")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(run=_evaluate)
+
 
 def _engine_and_store(args: argparse.Namespace) -> tuple[Any, Any]:
     from cartrecover.bootstrap import build_engine
@@ -136,4 +145,41 @@ def _activate(args: argparse.Namespace) -> int:
     if not done:
         raise ConfigError(f"{store.name} has no model v{version}")
     print(f"{store.name}: " + ("the rule-based journey runs" if version is None else f"model v{version} is active"))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from cartrecover.learn import evaluate, train
+    from cartrecover.models.bundle import Bundle
+
+    engine, store = _engine_and_store(args)
+    try:
+        until = datetime.fromisoformat(args.until) if args.until else engine.clock.now()
+        with engine.database.read() as uow:
+            versions = uow.models.versions(store.store_id)
+            chosen = next((v for v in versions if args.version in (None, v.version)), None)
+            if chosen is None:
+                raise ConfigError(f"{store.name} has no model" + (f" v{args.version}" if args.version else ""))
+            body = uow.models.body(store.store_id, chosen.version)
+            found = train.examples(uow, store.store_id, until, engine.settings.rules.recovery_window)
+        bundle = Bundle.from_bytes(body, chosen.version)
+        settings = engine.settings
+        result = evaluate.evaluate(found, bundle, settings.decisions, settings.guardrails.max_discount_percent)
+    finally:
+        engine.close()
+    if args.json:
+        rows = [vars(e) for e in result.estimates]
+        document = {"version": chosen.version, "decisions": result.decisions, "logged_value": result.logged_value}
+        sys.stdout.write(json.dumps({**document, "estimates": rows}, indent=2) + "\n")
+        return 0
+    print(
+        f"model v{chosen.version} of {store.name} on {result.decisions} logged decisions with a propensity "
+        f"(it would have chosen the logged plan in {result.agreement:.0%} of them)"
+    )
+    print(f"  {'logged policy (on-policy mean)':<34} {result.logged_value:>10.3f} per decision")
+    for estimate in result.estimates:
+        print(
+            f"  {estimate.estimator + ' of the model':<34} {estimate.value:>10.3f} per decision, "
+            f"95 % {estimate.low:.3f} to {estimate.high:.3f} (effective sample {estimate.effective_sample_size:.0f})"
+        )
     return 0

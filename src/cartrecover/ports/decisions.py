@@ -80,6 +80,10 @@ class Models(Protocol):
         """The number of the store's active bundle (cheap: for a cache to check it is current)."""
         ...
 
+    def body(self, store_id: int, version: int) -> bytes:
+        """One bundle, active or not (KeyError if there is no such version)."""
+        ...
+
     def versions(self, store_id: int) -> list[ModelVersion]:
         """Every bundle of the store, newest first."""
         ...

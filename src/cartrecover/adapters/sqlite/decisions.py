@@ -78,6 +78,14 @@ class SqliteModels:
         row = self._conn.execute("SELECT version FROM models WHERE store_id=? AND active=1", (store_id,)).fetchone()
         return int(row[0]) if row else None
 
+    def body(self, store_id: int, version: int) -> bytes:
+        row = self._conn.execute(
+            "SELECT body FROM models WHERE store_id=? AND version=?", (store_id, version)
+        ).fetchone()
+        if row is None:
+            raise KeyError(f"store {store_id} has no model v{version}")
+        return bytes(row[0])
+
     def versions(self, store_id: int) -> list[ModelVersion]:
         rows = self._conn.execute(
             "SELECT version, trained_us, active, metrics FROM models WHERE store_id=? ORDER BY version DESC",
