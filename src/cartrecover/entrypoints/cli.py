@@ -105,7 +105,7 @@ def _add_simulate(sub: Any) -> None:
     simulate = sub.add_parser("simulate", help="simulated shoppers against a fresh engine: true lift vs measured")
     simulate.add_argument("--days", type=int, default=14, help="simulated days of arrivals (default 14)")
     simulate.add_argument("--seed", type=int, default=1)
-    simulate.add_argument("--profile", type=Path, help="the store to simulate, TOML or JSON (docs/simulator.md)")
+    simulate.add_argument("--profile", help="default, fashion, electronics, or a TOML/JSON file (docs/simulator.md)")
     simulate.add_argument("--data-dir", type=Path, help="the engine's data directory (default: a new temporary one)")
     simulate.set_defaults(run=_simulate)
 
@@ -310,10 +310,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _simulate(args: argparse.Namespace) -> int:
     from cartrecover.simulate.run import run_simulation
-    from cartrecover.simulate.shoppers import load_profile
+    from cartrecover.simulate.shoppers import profile_named
 
     try:
-        profile = load_profile(args.profile) if args.profile else None
+        profile = profile_named(args.profile) if args.profile else None
     except (OSError, ValueError, TypeError) as exc:
         raise ConfigError(f"cannot read profile {args.profile}: {exc}") from exc
     run_simulation(days=args.days, seed=args.seed, profile=profile, data_dir=args.data_dir)

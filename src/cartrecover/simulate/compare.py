@@ -11,13 +11,19 @@ contact. The simulator knows both worlds for every shopper, so it computes that 
 (an order with no contact uses no code from a message, so its total is the cart's value). A discount given to a
 shopper who would have bought anyway is a loss, and counts as one. Holdout carts are never contacted, so their
 two worlds are the same; `tally` checks that they are.
+
+Beside it, the realised net incremental profit of the treated carts, with the store's margin and message costs:
+
+    profit = Σ over treated carts of (value × margin − discount, if they ordered
+                                      − value × margin, if they would have ordered anyway
+                                      − the cost of the messages they got)
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["Outcome", "compare", "mismatches", "print_summary", "tally"]
@@ -40,19 +46,34 @@ class Outcome:
     discount: int = 0
     stopped: bool = False
     coupon: str | None = None
+    messages: dict[str, int] = field(default_factory=dict)  # received, by channel
 
     @property
     def incremental(self) -> int:
         """What contact changed for this cart: its order total minus its no-contact order total."""
         return self.total - self.value * self.counterfactual
 
+    def message_cost(self, channel_costs: Mapping[str, float]) -> float:
+        """What the messages it got cost, minor units (`channel_costs` per message in major units)."""
+        return sum(count * channel_costs.get(channel, 0.0) * 100 for channel, count in self.messages.items())
+
+    def incremental_profit(self, margin: float, channel_costs: Mapping[str, float]) -> float:
+        """What contact changed for this cart's profit (value × margin − discount per order), minus message costs."""
+        with_contact = (self.value * margin - self.discount) * self.ordered
+        return with_contact - self.value * margin * self.counterfactual - self.message_cost(channel_costs)
+
 
 def tally(
-    outcomes: Iterable[Outcome], carts: Mapping[str, Mapping[str, Any]], report: Mapping[str, Any]
+    outcomes: Iterable[Outcome],
+    carts: Mapping[str, Mapping[str, Any]],
+    report: Mapping[str, Any],
+    *,
+    margin: float = 0.35,
+    channel_costs: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Counts per group (the engine's group of each cart), the truth, and the report's estimate beside it."""
     groups: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    truth = 0
+    truth, profit, cost = 0, 0.0, 0.0
     for outcome in outcomes:
         cart = carts.get(outcome.cart_id, {})
         group = str(cart.get("group") or "unknown")
@@ -67,8 +88,11 @@ def tally(
         row["counterfactual_revenue"] += outcome.value * outcome.counterfactual
         row["discount"] += outcome.discount
         row["stopped"] += outcome.stopped
+        row["messages"] += outcome.contacted
         if group == "treated":
             truth += outcome.incremental
+            profit += outcome.incremental_profit(margin, channel_costs or {})
+            cost += outcome.message_cost(channel_costs or {})
     for name in ("treated", "holdout"):
         if name in groups and isinstance(report.get(name), Mapping):
             groups[name]["report_carts"] = report[name]["carts"]
@@ -77,6 +101,9 @@ def tally(
     return {
         "groups": {name: dict(row) for name, row in sorted(groups.items())},
         "true_incremental_revenue": truth,
+        "true_incremental_profit": profit,
+        "discount_spend": groups["treated"]["discount"] if "treated" in groups else 0,
+        "message_cost": cost,
         "estimate": compare(truth, report),
     }
 
@@ -137,7 +164,7 @@ def print_summary(summary: Mapping[str, Any], *, funnel: bool = True) -> None:
 
 
 def comparison_lines(summary: Mapping[str, Any]) -> list[str]:
-    """The truth, the report's estimate with its interval, and whether the truth is inside, as lines of text."""
+    """The truth, the report's estimate with its interval and whether the truth is inside, then the true profit."""
     money = _money(summary.get("currency", ""))
     estimate = summary["estimate"]
     treated = summary["groups"].get("treated", {})
@@ -148,14 +175,24 @@ def comparison_lines(summary: Mapping[str, Any]) -> list[str]:
         "with no contact)",
     ]
     if estimate["revenue"] is None:
-        return [*lines, f"the engine's report has no incremental figure: {estimate['why']}"]
-    interval = f"95 % interval {money(estimate['low'])} to {money(estimate['high'])}"
-    verdict = {True: "the truth is INSIDE it", False: "the truth is OUTSIDE it", None: "no interval"}
+        lines.append(f"the engine's report has no incremental figure: {estimate['why']}")
+    else:
+        interval = f"95 % interval {money(estimate['low'])} to {money(estimate['high'])}"
+        verdict = {True: "the truth is INSIDE it", False: "the truth is OUTSIDE it", None: "no interval"}
+        lines += [
+            f"the engine's estimate:        {money(estimate['revenue']):>12}   "
+            f"(GET /api/v1/reports/recovery: treated − holdout revenue per cart × treated carts)",
+            f"                              {interval}: {verdict[estimate['inside']]}",
+        ]
+    if "true_incremental_profit" not in summary:
+        return lines
     return [
         *lines,
-        f"the engine's estimate:        {money(estimate['revenue']):>12}   "
-        f"(GET /api/v1/reports/recovery: treated − holdout revenue per cart × treated carts)",
-        f"                              {interval}: {verdict[estimate['inside']]}",
+        f"TRUE incremental profit:      {money(round(summary['true_incremental_profit'])):>12}   "
+        f"(margin {summary.get('margin', 0):.0%}: value × margin − discount of each order, minus the no-contact "
+        "orders' value × margin and the messages' cost)",
+        f"discounts given:              {money(summary['discount_spend']):>12}   "
+        f"(messages' cost {money(round(summary['message_cost']))})",
     ]
 
 

@@ -1,10 +1,11 @@
 """`cartrecover simulate`: simulated shoppers against a real engine, then the true lift next to the measured one.
 
-The driver starts `cartrecover serve --clock manual`, creates a store, and moves the clock in steps. At each step
-it sends the visits of that step as one Segment batch, reads the messages the engine delivered since the last
-step from the console channel's file, lets each shopper react (shoppers.Shopper.receive), follows the restore
-links they click (`GET /r/{token}`, the coupon read from the redirect) and sends their orders. It talks to the
-engine only through HTTP and the messages file.
+The driver starts `cartrecover serve --clock manual`, creates a store (or continues one: the learning loop runs
+weeks, trains, and runs more weeks on the same data), and moves the clock in steps. At each step it sends the
+visits of that step as one Segment batch, reads the messages the engine delivered since the last step from the
+console channel's file, lets each shopper react (shoppers.Shopper.receive), follows the restore links they click
+(`GET /r/{token}`, the coupon read from the redirect) and sends their orders. It talks to the engine only through
+HTTP and the messages file.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import random
 import re
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,13 +28,15 @@ from tqdm import tqdm
 
 from cartrecover.simulate.compare import Outcome, mismatches, print_summary, tally
 from cartrecover.simulate.server import all_carts, cli_json, iso, post, server
-from cartrecover.simulate.shoppers import Shopper, StoreProfile, Touch, Visit, lognormal_prices, make_visit
+from cartrecover.simulate.shoppers import Shopper, StoreProfile, Touch
+from cartrecover.simulate.traffic import Customer, Visit, lognormal_prices, make_visit
 
 STEP = timedelta(minutes=10)
 DRAIN = timedelta(days=7)  # after the last arrival: every journey step, click and own return has happened
 _LINK = re.compile(r"/r/([A-Za-z0-9._~\-]+)")
 _PERCENT = re.compile(r"(\d+)\s?% off")
 START = datetime(2030, 1, 1, tzinfo=UTC)  # any fixed day: the same seed gives the same run
+DAY = timedelta(days=1)
 
 Inspect = Callable[[httpx.Client, dict[str, str]], dict[str, Any]]
 
@@ -70,25 +73,28 @@ def run_simulation(
     show: bool = True,
     progress: bool = True,
     inspect: Inspect | None = None,
+    keys: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Simulate `days` of the store from `start` against a fresh engine; return the summary (and print it).
+    """Simulate `days` of the store from `start` against an engine on `data_dir`; return the summary (and print it).
 
     `show` prints the summary, `progress` a progress bar on stderr. `inspect(http, admin_headers)` runs against
-    the engine before it stops; what it returns joins the summary.
+    the engine before it stops; what it returns joins the summary. To continue an earlier run on the same data
+    dir, pass its `keys` (the summary's: the store is not created again) and a `start` at or after its `end`;
+    visitors are numbered by their day since START, so they stay distinct across runs. `env` adds settings for
+    the engine's process (`CARTRECOVER_*`, e.g. a decision policy).
     """
     profile = profile or StoreProfile()
+    if start < START:
+        raise ValueError(f"simulations start on or after {START.isoformat()} (visitors are numbered from it)")
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="cartrecover-sim-"))
     data_dir.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
-    restore = "https://sim-shop.example/cart/{cart_id}"
-    keys = cli_json(
-        *("stores", "add", profile.name, "--json", "--data-dir", str(data_dir), "--timezone", profile.timezone),
-        *("--currency", profile.currency, "--restore-url", restore, "--coupon-style", "query"),
-    )
+    keys = dict(keys) if keys is not None else _add_store(profile, data_dir)
     sim = Simulation(profile, seed)
     end = start + timedelta(days=days) + DRAIN
-    env = {"CARTRECOVER_HOLDOUT_SHARE": str(profile.holdout_share)}
-    with server(data_dir, env) as base, httpx.Client(base_url=base, timeout=120) as http:
+    engine_env = {"CARTRECOVER_HOLDOUT_SHARE": str(profile.holdout_share), **(env or {})}
+    with server(data_dir, engine_env) as base, httpx.Client(base_url=base, timeout=120) as http:
         admin = {"Authorization": f"Bearer {keys['admin_key']}"}
         inbox = data_dir / "messages.jsonl"
         _drive(sim, http, keys["write_key"], admin, inbox, start=start, days=days, progress=progress)
@@ -97,12 +103,22 @@ def run_simulation(
             summary |= inspect(http, admin)
     summary |= {"wall_seconds": time.perf_counter() - began, "days": days, "seed": seed, "data_dir": str(data_dir)}
     summary |= {"start": start, "end": end, "currency": profile.currency, "admin_key": keys["admin_key"]}
+    summary |= {"keys": keys, "margin": profile.margin, "channel_costs": dict(profile.channel_costs)}
     if show:
         print_summary(summary)
         odd = summary["mismatches"]
         print(f"\ncarts whose status is not the one their traffic implies: {len(odd)} {odd[:5] if odd else ''}")
         print(f"\n{days} simulated days (seed {seed}) in {summary['wall_seconds']:.1f} s wall time; data in {data_dir}")
     return summary
+
+
+def _add_store(profile: StoreProfile, data_dir: Path) -> dict[str, str]:
+    """`cartrecover stores add` for the profile's store; its write and admin keys."""
+    restore = "https://sim-shop.example/cart/{cart_id}"
+    return cli_json(
+        *("stores", "add", profile.name, "--json", "--data-dir", str(data_dir), "--timezone", profile.timezone),
+        *("--currency", profile.currency, "--restore-url", restore, "--coupon-style", "query"),
+    )
 
 
 def _summarise(
@@ -115,7 +131,8 @@ def _summarise(
     response.raise_for_status()
     report: dict[str, Any] = response.json()
     outcomes = {o.cart_id: o for o in sim.outcomes.values()}
-    summary = tally(outcomes.values(), carts, report)
+    profile = sim.profile
+    summary = tally(outcomes.values(), carts, report, margin=profile.margin, channel_costs=profile.channel_costs)
     filled = [(v.cart_id, v.left_at is not None) for v in sim.visits.values() if v.cart_id]
     summary["mismatches"] = mismatches(filled, outcomes, carts)
     summary["report"] = report
@@ -136,7 +153,8 @@ def _drive(
     arrivals = _arrivals(sim, start, days)
     end = start + timedelta(days=days) + DRAIN
     post(http, "/api/v1/clock", {"now": iso(start)}, admin)
-    offset, now = 0, start
+    offset = inbox.stat().st_size if inbox.exists() else 0  # an earlier run's messages are not this run's
+    now = start
     steps = int((end - start) / STEP)
     desc = f"{days} days + {DRAIN.days} to settle"
     for _ in tqdm(range(steps), unit="step", desc=desc, mininterval=0.5, disable=not progress):
@@ -153,19 +171,29 @@ def _drive(
 
 
 def _arrivals(sim: Simulation, start: datetime, days: int) -> list[tuple[datetime, Visit]]:
-    """Every visit of the run, by arrival time; arrivals follow the hourly weights in each shopper's local time."""
+    """Every visit of the run, by arrival time; arrivals follow the hourly weights in each shopper's local time.
+
+    Each day draws from its own stream, numbered by days since START (so a continued run goes on as one long run
+    would). Returning customers are signed-in visitors who bought at once on an earlier day of this run: those
+    orders are in the traffic whatever the engine does, so every policy sees the same visits.
+    """
     profile = sim.profile
     prices = lognormal_prices(
         random.Random(f"{sim.seed}/catalogue"), profile.catalogue_size, profile.price_median, profile.price_sigma
     )
     visits = []
-    for day in range(days):
+    customers: list[Customer] = []
+    first = (start - START) // DAY
+    for day in range(first, first + days):
         rng = random.Random(f"{sim.seed}/day/{day}")
+        today = []
         for index in range(profile.shoppers_per_day):
             number = day * 100_000 + index
             hour = rng.choices(range(24), profile.hourly_weights)[0]
-            local = _local_time(rng, start + timedelta(days=day), hour, profile, rng.random())
-            visits.append((local, make_visit(profile, rng, number, local, prices)))
+            local = _local_time(rng, start + (day - first) * DAY, hour, profile, rng.random())
+            today.append((local, make_visit(profile, rng, number, local, prices, customers=customers)))
+        visits += today
+        customers += [Customer(v.user_id, v.email, v.phone) for _, v in today if v.user_id and v.left_at is None]
     visits.sort(key=lambda pair: pair[0])
     return visits
 
@@ -186,7 +214,16 @@ def _arrive(sim: Simulation, visit: Visit) -> None:
     if visit.left_at is None:
         return
     wait = timedelta(minutes=15 if visit.quick_abandon else 30)
-    shopper = Shopper.draw(visit.number, sim.seed, visit.value, visit.left_at + wait, sim.profile.response)
+    signals, channels = visit.signals.names(), visit.channels
+    shopper = Shopper.draw(
+        visit.number,
+        sim.seed,
+        visit.value,
+        visit.left_at + wait,
+        sim.profile.response,
+        signals=signals,
+        channels=channels,
+    )
     sim.shoppers[visit.number] = shopper
     sim.outcomes[visit.number] = Outcome(visit.cart_id or "", visit.value, shopper.counterfactual_orders)
     for address in (visit.email, visit.phone):
@@ -212,6 +249,7 @@ def _read_inbox(sim: Simulation, inbox: Path, offset: int, now: datetime) -> int
         touch = Touch(now, message["channel"], int(percent[1]) if percent else 0)
         outcome = sim.outcomes[number]
         outcome.contacted += 1
+        outcome.messages[touch.channel] = outcome.messages.get(touch.channel, 0) + 1
         reaction = sim.shoppers[number].receive(touch)
         link = _LINK.search(message["text"])
         if reaction.click_at is not None and link:
@@ -252,5 +290,6 @@ def _follow(http: httpx.Client, token: str) -> str | None:
 
 
 def _discount(value: int, coupon: str | None, shopper: Shopper) -> int:
-    percent = max((t.percent_off for t in shopper.touches), default=0)
+    """The offer of the message they ordered through, when its link applied a coupon."""
+    percent = shopper.won_by.percent_off if shopper.won_by else 0
     return round(value * percent / 100) if coupon and percent else 0
