@@ -30,6 +30,7 @@ from cartrecover.simulate.compare import Outcome, mismatches, print_summary, tal
 from cartrecover.simulate.server import all_carts, cli_json, iso, post, server
 from cartrecover.simulate.shoppers import Shopper, StoreProfile, Touch
 from cartrecover.simulate.traffic import Customer, Visit, lognormal_prices, make_visit
+from cartrecover.simulate.truth import CartTruth
 
 STEP = timedelta(minutes=10)
 DRAIN = timedelta(days=7)  # after the last arrival: every journey step, click and own return has happened
@@ -124,7 +125,10 @@ def _add_store(profile: StoreProfile, data_dir: Path) -> dict[str, str]:
 def _summarise(
     sim: Simulation, http: httpx.Client, admin: dict[str, str], start: datetime, end: datetime
 ) -> dict[str, Any]:
-    """The truth and the report side by side (compare.tally), and every cart whose status is not its traffic's."""
+    """The truth beside the report, the carts whose status is not their traffic's, and every abandoned cart's shopper.
+
+    `shoppers` lists a truth.CartTruth per abandoned cart, to price any plan for its shopper after the run.
+    """
     carts = {c["id"]: c for c in all_carts(http, admin)}
     window = {"since": iso(start), "until": iso(end)}
     response = http.get("/api/v1/reports/recovery", params=window, headers=admin)
@@ -136,7 +140,15 @@ def _summarise(
     filled = [(v.cart_id, v.left_at is not None) for v in sim.visits.values() if v.cart_id]
     summary["mismatches"] = mismatches(filled, outcomes, carts)
     summary["report"] = report
+    summary["shoppers"] = [_truth(sim.outcomes[n].cart_id, shopper, carts) for n, shopper in sim.shoppers.items()]
     return summary
+
+
+def _truth(cart_id: str, shopper: Shopper, carts: Mapping[str, Mapping[str, Any]]) -> CartTruth:
+    cart = carts.get(cart_id, {})
+    abandoned = cart.get("abandoned_at")
+    at = datetime.fromisoformat(abandoned.replace("Z", "+00:00")) if isinstance(abandoned, str) else None
+    return CartTruth(cart_id, str(cart.get("group") or "unknown"), shopper, at)
 
 
 def _drive(
