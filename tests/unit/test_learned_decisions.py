@@ -20,6 +20,7 @@ import pytest
 from cartrecover.bootstrap import make_clock, open_database, open_event_log
 from cartrecover.decide import features, policy
 from cartrecover.decide.actions import NO_CONTACT, Plan, Touch
+from cartrecover.decide.learned import lifetime_value
 from cartrecover.decision_settings import DecisionConfig
 from cartrecover.domain.cart import Cart, CartStatus
 from cartrecover.domain.events import LineItem
@@ -399,3 +400,12 @@ def test_off_policy_evaluation_of_a_bundle_covers_what_its_policy_truly_earns(bu
     assert dr.low <= true_value <= dr.high and snips.low <= true_value <= snips.high
     assert true_value > result.logged_value  # the learned policy beats uniform exploration, and says so
     assert dr.high - dr.low < ips.high - ips.low
+
+
+def test_a_lifetime_value_model_that_cannot_evaluate_a_history_gives_no_estimate_not_an_error() -> None:
+    class Broken:
+        def value(self, x: float, t_x: float, T: float, mean_spend: float) -> float:
+            raise OverflowError("math range error")
+
+    buyer = Shopper(1, "s", orders=3, spend=9000, first_order_at=START - 50 * HOUR, last_order_at=START - HOUR)
+    assert lifetime_value(Broken(), buyer, START) is None  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ without bias, and all of them let `cartrecover evaluate-policy` value a new poli
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -63,12 +64,16 @@ def lifetime_value(clv: Clv | None, shopper: Shopper | None, at: datetime) -> fl
     """The shopper's expected future spend (major units), from their order history; None without a model."""
     if clv is None:
         return None
-    if shopper is None or shopper.orders == 0 or shopper.first_order_at is None or shopper.last_order_at is None:
-        return clv.value(0, 0.0, 0.0, 0.0)
-    age = (at - shopper.first_order_at) / LIFETIME_PERIOD
-    recency = (shopper.last_order_at - shopper.first_order_at) / LIFETIME_PERIOD
-    mean = shopper.spend / 100 / shopper.orders
-    return clv.value(shopper.orders - 1, recency, max(age, recency), mean)
+    try:
+        if shopper is None or not shopper.orders or shopper.first_order_at is None or shopper.last_order_at is None:
+            return clv.value(0, 0.0, 0.0, 0.0)
+        age = (at - shopper.first_order_at) / LIFETIME_PERIOD
+        recency = (shopper.last_order_at - shopper.first_order_at) / LIFETIME_PERIOD
+        mean = shopper.spend / 100 / shopper.orders
+        value = clv.value(shopper.orders - 1, recency, max(age, recency), mean)
+    except (ArithmeticError, ValueError):  # parameters far from any data seen: no estimate, never no decision
+        return None
+    return value if math.isfinite(value) else None
 
 
 def observe(uow: UnitOfWork, cart: Cart, shopper: Shopper | None, timezone: str, clv: Clv | None) -> list[float]:
