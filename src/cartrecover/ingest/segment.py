@@ -234,7 +234,7 @@ def normalise(
 
 
 def device_of(user_agent: object) -> str | None:
-    """"mobile", "tablet" or "desktop" from a browser's User-Agent (the usual tokens; enough for a feature)."""
+    """The device class of a browser's User-Agent: mobile, tablet or desktop (the usual tokens; enough for a feature)."""
     if not isinstance(user_agent, str):
         return None
     if "iPad" in user_agent or "Tablet" in user_agent:
@@ -245,7 +245,7 @@ def device_of(user_agent: object) -> str | None:
 
 
 def campaign_of(campaign: object) -> str | None:
-    """"source/medium" of Segment's `context.campaign` (its UTM parameters), lower-cased and bounded."""
+    """Segment's `context.campaign` (its UTM parameters) as "source/medium", lower-cased and bounded."""
     if not isinstance(campaign, dict):
         return None
     source, medium = _text(campaign.get("source")) or "", _text(campaign.get("medium")) or ""
