@@ -33,6 +33,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from cartrecover.bootstrap import build_engine, make_clock, open_database, open_event_log
+from cartrecover.decision_settings import DecisionConfig
 from cartrecover.domain.journey import StepStatus
 from cartrecover.engine import Engine
 from cartrecover.ports.channels import OutboundMessage
@@ -318,7 +319,9 @@ class OrdersMidBatch:
 
 
 def engine_on(data: Path, config: Path, start: datetime, senders: dict[str, Any]) -> Engine:
-    settings = load_settings(config, env={}, data_dir=data, clock="manual", holdout_share=0.0)
+    settings = load_settings(
+        config, env={}, data_dir=data, clock="manual", holdout_share=0.0, decisions=DecisionConfig(exploration=0.0)
+    )
     return Engine(
         settings,
         open_database(settings),
