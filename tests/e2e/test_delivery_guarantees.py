@@ -117,8 +117,9 @@ class DataDir:
         return self.root / "data"
 
     def config(self, name: str, text: str) -> Path:
+        """A config file; decisions never explore here (a random plan would change which steps exist)."""
         path = self.root / f"{name}.toml"
-        path.write_text(text)
+        path.write_text(f"{text}\n[decisions]\nexploration = 0\n")
         return path
 
     def start_worker(self, config: Path) -> subprocess.Popen[bytes]:

@@ -8,11 +8,14 @@ from pathlib import Path
 import pytest
 
 from cartrecover.bootstrap import build_engine
+from cartrecover.decision_settings import DecisionConfig
 from cartrecover.domain.journey import Channel, StepStatus
 from cartrecover.errors import ConfigError
 from cartrecover.settings import load_settings
 from tests.conftest import START
 from tests.factories import identified, item, product_added, random_id
+
+NO_EXPLORING = DecisionConfig(exploration=0.0)  # no random plans: the configured journey runs
 
 CONFIG = """
 [engine]
@@ -84,7 +87,7 @@ def test_the_default_journey_guardrails_and_channels_come_from_the_file(tmp_path
 
 
 def test_a_store_with_its_own_journey_runs_it_and_the_others_run_the_default(tmp_path: Path) -> None:
-    engine = build_engine(load_settings(write(tmp_path, CONFIG), env={}), start=START)
+    engine = build_engine(load_settings(write(tmp_path, CONFIG), env={}, decisions=NO_EXPLORING), start=START)
     stores = {s.name: s for s in engine.stores.all()}
     for name in ("plain", "bespoke"):
         anon = random_id("anon")

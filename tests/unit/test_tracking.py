@@ -18,6 +18,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from cartrecover.bootstrap import build_engine
+from cartrecover.decision_settings import DecisionConfig
 from cartrecover.domain.cart import Cart
 from cartrecover.domain.journey import StepStatus
 from cartrecover.domain.links import LinkSigner
@@ -28,6 +29,8 @@ from cartrecover.ports.stores import Store
 from cartrecover.settings import load_settings
 from tests.conftest import START, Shop, add_shop, move_clock
 from tests.factories import identified, item, product_added, random_id
+
+NO_EXPLORING = DecisionConfig(exploration=0.0)  # no random plans: the configured journey runs
 
 HOUR = timedelta(hours=1)
 DAY = 24 * HOUR
@@ -374,7 +377,10 @@ def test_stores_take_their_restore_pattern_and_coupon_style_from_the_config_file
         'restore_url = "https://s.example/cart/{cart_id}"\ncoupon_style = "shopify"\n'
     )
     engine = build_engine(
-        load_settings(config, env={}, data_dir=tmp_path / "data", clock="manual", holdout_share=0.0), start=START
+        load_settings(
+            config, env={}, data_dir=tmp_path / "data", clock="manual", holdout_share=0.0, decisions=NO_EXPLORING
+        ),
+        start=START,
     )
     store = engine.stores.by_name("s")
     engine.close()
