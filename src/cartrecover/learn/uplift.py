@@ -1,8 +1,5 @@
 """Multi-action uplift: treated trees boosted from the no-contact model's log-odds.
 
-The learner, chosen on Hillstrom's Qini (`bench/uplift_hillstrom.py`, where the alternatives it beat or tied are
-reported too):
-
 1. the control model gives every row its no-contact log-odds; it is the propensity model when one is given,
    else trees fitted here on the control rows;
 2. the treated rows (features x next to the action's features a) are boosted from those log-odds, LightGBM's
@@ -10,10 +7,14 @@ reported too):
    depart from it, for whom and for which action; the tree shape and number of rounds are chosen on a
    validation fifth of the treated rows (log loss), then the trees are refitted on all of them.
 
-Compared with two independent models, the treated side need not relearn the baseline, so its regularisation
-(few rounds, small leaves) shrinks the uplift toward zero rather than toward noise. Rows of logged, randomised
-decisions carry `weight` = 1 / the logged propensity of the action taken, so the treated fit is unbiased for
-the mix of actions explored.
+Why this learner: on Hillstrom (`bench/uplift_hillstrom.py`, figures in docs/benchmarks.md) it ties the same
+trees fitted as two independent models and scikit-uplift's SoloModel, and beats scikit-uplift's TwoModels and
+ClassTransformation; among those that tie, it is the one that serves every action in one LightGBM call on top
+of the propensity model a decision computes anyway, and whose regularisation (few rounds, small leaves)
+shrinks an action's uplift toward "no effect" when that action has few logged rows.
+
+Rows of logged, randomised decisions carry `weight` = 1 / the logged propensity of the action taken, so the
+treated fit is unbiased for the mix of actions explored.
 """
 
 from __future__ import annotations
