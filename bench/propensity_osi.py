@@ -10,7 +10,9 @@ Repeated stratified 10-fold cross-validation. In each fold, on the same rows:
   OperatingSystems, Browser, Region, TrafficType and VisitorType as categories; with and without PageValues
   (and what is derived from it).
 
-ROC-AUC is that of the calibrated score (`PropensityFit.score`, what serving reads) and of the raw trees.
+ROC-AUC is that of the calibrated score (`PropensityFit.score`, what serving reads) and of the raw trees. Beside
+the expected calibration error, `ece_if_calibrated` is the one a perfectly calibrated score would show on a test
+fold of this size (outcomes drawn from the score itself): the floor of what ECE can tell here.
 
     .venv/bin/python bench/propensity_osi.py [--repeats 3]
 """
@@ -59,6 +61,12 @@ def engineered(data: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _ece_floor(score: np.ndarray, rng: np.random.Generator, draws: int = 20) -> float:
+    """The ECE a perfectly calibrated score would show on this many rows: outcomes drawn from the score itself."""
+    drawn = [metrics.expected_calibration_error(rng.random(score.size) < score, score) for _ in range(draws)]
+    return float(np.mean(drawn))
+
+
 def main() -> None:
     """Cross-validate every model on the same folds and print ROC-AUC and calibration."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -71,6 +79,7 @@ def main() -> None:
     plain = data.to_numpy(dtype=np.float64)
     print(f"Online Shoppers Intention: {len(y)} sessions, {y.mean():.4f} with revenue")
     rows: dict[str, list[dict[str, float]]] = {"plain": [], "ours": [], "ours without PageValues": []}
+    rng = np.random.default_rng(0)
     started = time.perf_counter()
     for repeat in range(args.repeats):
         folds = StratifiedKFold(args.folds, shuffle=True, random_state=repeat)
@@ -90,6 +99,7 @@ def main() -> None:
                         "ece": metrics.expected_calibration_error(y[test], score),
                         "brier": metrics.brier(y[test], score),
                         "ece_raw": metrics.expected_calibration_error(y[test], fit.trees.probability(X[test])),
+                        "ece_if_calibrated": _ece_floor(score, rng),
                     }
                 )
             print(
