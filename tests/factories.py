@@ -8,6 +8,7 @@ from typing import Any
 
 from cartrecover.domain.cart import Cart, CartStatus
 from cartrecover.domain.events import CartChange, Event, EventKind, LineItem
+from cartrecover.ports.channels import OutboundMessage
 from tests.conftest import START
 
 
@@ -106,3 +107,17 @@ def cart(
 
 
 MINUTE = timedelta(minutes=1)
+
+
+class Recorder:
+    """A channel that keeps what it is given, and can be told to fail."""
+
+    def __init__(self) -> None:
+        self.sent: list[OutboundMessage] = []
+        self.fail_with: Exception | None = None
+
+    def send(self, message: OutboundMessage) -> str:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.sent.append(message)
+        return f"provider-{len(self.sent)}"

@@ -20,7 +20,7 @@ from cartrecover.deliver.render import Renderer
 from cartrecover.domain.cart import AbandonmentRules
 from cartrecover.domain.events import Event
 from cartrecover.domain.links import LinkSigner
-from cartrecover.errors import ClockError, StoreError
+from cartrecover.errors import ClockError, ConfigError, StoreError
 from cartrecover.flow import Journeys
 from cartrecover.lifecycle import timeline
 from cartrecover.lifecycle.context import Context
@@ -83,6 +83,18 @@ class StoreDirectory:
     def all(self) -> list[Store]:
         """Every store."""
         return sorted(self._by_id.values(), key=lambda s: s.store_id)
+
+    def named_or_only(self, name: str | None) -> Store:
+        """The store with this name, or the only store when no name is given (what CLI commands take)."""
+        if name:
+            store = self.by_name(name)
+            if store is None:
+                raise ConfigError(f"no store named {name!r}")
+            return store
+        stores = self.all()
+        if len(stores) != 1:
+            raise ConfigError(f"there are {len(stores)} stores: name one with --store")
+        return stores[0]
 
     def _reload_and(self, look: object) -> Store | None:
         self.reload()

@@ -75,7 +75,7 @@ class Journeys:
         shopper = uow.shoppers.get(cart.store_id, cart.shopper_id)
         models = self._models(uow, cart.store_id)
         row = learned.observe(uow, cart, shopper, timezone, models.clv if models else None)
-        if self._group(uow, cart, name) is Group.HOLDOUT:
+        if self._group(uow, cart, shopper, name) is Group.HOLDOUT:
             uow.decisions.add(learned.holdout(cart, row, Group.HOLDOUT.value))
             journeys.start(uow, cart, "holdout", (), ("holdout: tracked, never contacted",))
             return
@@ -124,9 +124,9 @@ class Journeys:
         self._bundles[store_id] = (now, version, bundle)
         return bundle
 
-    def _group(self, uow: UnitOfWork, cart: Cart, store_name: str) -> Group:
+    def _group(self, uow: UnitOfWork, cart: Cart, found: Shopper | None, store_name: str) -> Group:
         """The shopper's holdout group, assigned at their first abandonment and kept; copied onto the cart."""
-        shopper = uow.shoppers.get(cart.store_id, cart.shopper_id) or Shopper(cart.store_id, cart.shopper_id)
+        shopper = found or Shopper(cart.store_id, cart.shopper_id)
         if shopper.group is None:
             shopper.group = holdout.assign(
                 cart.store_id, shopper.shopper_id, self._settings.holdout_share_for(store_name)

@@ -22,24 +22,12 @@ from cartrecover.engine import Engine
 from cartrecover.errors import ConfigError
 from cartrecover.experiment_settings import ExperimentConfig, parse_experiments
 from cartrecover.journey_settings import DEFAULT_ATTRIBUTION_WINDOWS
-from cartrecover.ports.channels import OutboundMessage
 from cartrecover.settings import load_settings, parse_duration
 from tests.conftest import START, Shop, add_shop, make_settings
-from tests.factories import identified, item, order_completed, product_added, random_id
+from tests.factories import Recorder, identified, item, order_completed, product_added, random_id
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
-
-
-class Recorder:
-    """A channel that keeps what it is given."""
-
-    def __init__(self) -> None:
-        self.sent: list[OutboundMessage] = []
-
-    def send(self, message: OutboundMessage) -> str:
-        self.sent.append(message)
-        return f"provider-{len(self.sent)}"
 
 
 def experiments(*tables: dict[str, Any]) -> tuple[ExperimentConfig, ...]:

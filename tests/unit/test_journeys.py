@@ -17,25 +17,10 @@ from cartrecover.domain.events import Event, EventKind
 from cartrecover.domain.journey import Guardrails, StepStatus
 from cartrecover.engine import Engine
 from cartrecover.errors import PermanentDelivery, RetryableDelivery
-from cartrecover.ports.channels import OutboundMessage
 from tests.conftest import START, Shop, add_shop, make_settings
-from tests.factories import identified, item, order_completed, page_viewed, product_added, random_id
+from tests.factories import Recorder, identified, item, order_completed, page_viewed, product_added, random_id
 
 HOUR = timedelta(hours=1)
-
-
-class Recorder:
-    """A channel that keeps what it is given, and can be told to fail."""
-
-    def __init__(self) -> None:
-        self.sent: list[OutboundMessage] = []
-        self.fail_with: Exception | None = None
-
-    def send(self, message: OutboundMessage) -> str:
-        if self.fail_with is not None:
-            raise self.fail_with
-        self.sent.append(message)
-        return f"provider-{len(self.sent)}"
 
 
 @pytest.fixture

@@ -31,25 +31,13 @@ from cartrecover.learn.evaluate import evaluate
 from cartrecover.learn.train import Example, NotEnoughData, train
 from cartrecover.models.bundle import Bundle
 from cartrecover.models.sendtime import SendTime
-from cartrecover.ports.channels import OutboundMessage
 from cartrecover.ports.decisions import DecisionRecord
 from cartrecover.ports.shoppers import Shopper
 from tests.conftest import START, Shop, add_shop, make_settings
-from tests.factories import event, identified, item, order_completed, page_viewed, product_added, random_id
+from tests.factories import Recorder, event, identified, item, order_completed, page_viewed, product_added, random_id
 
 HOUR = timedelta(hours=1)
 DEALS = features.traffic_code("couponfollow/affiliate")
-
-
-class Recorder:
-    """A channel that keeps what it is given."""
-
-    def __init__(self) -> None:
-        self.sent: list[OutboundMessage] = []
-
-    def send(self, message: OutboundMessage) -> str:
-        self.sent.append(message)
-        return f"provider-{len(self.sent)}"
 
 
 def build(tmp_path: Path, **overrides: Any) -> Engine:
@@ -409,3 +397,13 @@ def test_a_lifetime_value_model_that_cannot_evaluate_a_history_gives_no_estimate
 
     buyer = Shopper(1, "s", orders=3, spend=9000, first_order_at=START - 50 * HOUR, last_order_at=START - HOUR)
     assert lifetime_value(Broken(), buyer, START) is None  # type: ignore[arg-type]
+
+
+def test_erasing_a_store_s_data_erases_its_decision_log(engine: Engine) -> None:
+    shop, other = add_shop(engine), add_shop(engine)
+    for store in (shop, other):
+        abandon(engine, store)
+    engine.advance_clock(START + 2 * HOUR)
+    with engine.database.write() as uow:
+        uow.erase_store_data(shop.store_id)
+    assert decisions(engine, shop) == [] and len(decisions(engine, other)) == 1

@@ -93,9 +93,7 @@ def experiment(
     cart: Cart, row: list[float], *, policy_name: str, journey: Journey, steps: Sequence[Step], probability: float
 ) -> DecisionRecord:
     """The record of an experiment's variant: its journey, chosen with the variant's probability."""
-    assert cart.abandoned_at is not None
-    at = cart.abandoned_at
-    plan = plan_of(rules_plan_name(journey), [Touch(s.due_at - at, s.channels, _percent(s)) for s in steps])
+    plan = _as_plan(rules_plan_name(journey), cart, steps)
     return _record(cart, row, "treated", policy_name, plan, propensity=probability)
 
 
@@ -143,7 +141,7 @@ def decide(
         record.explored = True
         steps = steps_of(cart, explored, shopper=shopper, send_time=None, window=timedelta(0), timezone=timezone)
         return Decided(steps, record, (f"{explored.name}: explored while the store has no model",))
-    journey = plan_of(name, [Touch(s.due_at - cart.abandoned_at, s.channels, _percent(s)) for s in rule_steps])
+    journey = _as_plan(name, cart, rule_steps)
     same = any(p.describe() == journey.describe() for p in [NO_CONTACT, *plans])
     propensity = 1 - config.exploration + (share if same else 0.0) if config.exploration else None
     record = _record(cart, row, "treated", name, journey, propensity=propensity)
@@ -203,8 +201,11 @@ def _within_budget(uow: UnitOfWork, cart: Cart, plans: Sequence[Plan], config: D
     return [p for p in plans if not p.percent_off]
 
 
-def _percent(step: Step) -> int:
-    return step.incentive.percent if step.incentive else 0
+def _as_plan(name: str, cart: Cart, steps: Sequence[Step]) -> Plan:
+    """Scheduled steps (a configured journey's) as a plan, timed from the cart's abandonment."""
+    assert cart.abandoned_at is not None
+    at = cart.abandoned_at
+    return plan_of(name, [Touch(s.due_at - at, s.channels, s.incentive.percent if s.incentive else 0) for s in steps])
 
 
 def _scores(choice: policy.Choice) -> dict[str, object]:

@@ -52,15 +52,7 @@ def _engine_and_store(args: argparse.Namespace) -> tuple[Any, Any]:
 
     engine = build_engine(load_settings(args.config, data_dir=Path(args.data_dir) if args.data_dir else None))
     try:
-        if args.store:
-            store = engine.stores.by_name(args.store)
-            if store is None:
-                raise ConfigError(f"no store named {args.store!r}")
-        else:
-            stores = engine.stores.all()
-            if len(stores) != 1:
-                raise ConfigError(f"there are {len(stores)} stores: name one with --store")
-            store = stores[0]
+        store = engine.stores.named_or_only(args.store)
     except BaseException:
         engine.close()
         raise

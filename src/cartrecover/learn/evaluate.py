@@ -50,23 +50,15 @@ def evaluate(found: Sequence[Example], bundle: Bundle, config: DecisionConfig, m
             seed=record.cart_id, explain=0,
         )  # fmt: skip
         logged_plan = next((p for p in plans if p.describe() == record.action), None)
-        percent = record.action[5]
-        reward.append(
-            example.ordered * (example.value * config.margin - percent / 100 * example.value)
-            - (economics.cost(logged_plan) if logged_plan else 0.0)
-        )
+        percent, cost = record.action[5], economics.cost(logged_plan) if logged_plan else 0.0
+        reward.append(_profit(float(example.ordered), example.value, config.margin, percent, cost))
         logged.append(record.propensity or 1.0)
         target.append(float(choice.plan.describe() == record.action))
         p_logged = _p_order(bundle, row, record.action)
-        predicted.append(
-            p_logged * (example.value * config.margin - percent / 100 * example.value)
-            - (economics.cost(logged_plan) if logged_plan else 0.0)
-        )
+        predicted.append(_profit(p_logged, example.value, config.margin, percent, cost))
+        chosen = choice.plan
         p_chosen = choice.chosen.p_order
-        expected.append(
-            p_chosen * (example.value * config.margin - choice.plan.percent_off / 100 * example.value)
-            - economics.cost(choice.plan)
-        )
+        expected.append(_profit(p_chosen, example.value, config.margin, chosen.percent_off, economics.cost(chosen)))
     arrays = [np.asarray(a, dtype=np.float64) for a in (reward, logged, target, predicted, expected)]
     r, p, t, q, e = arrays
     estimates = (
@@ -75,6 +67,11 @@ def evaluate(found: Sequence[Example], bundle: Bundle, config: DecisionConfig, m
         ope.doubly_robust(r, p, t, q, e),
     )
     return Evaluation(len(usable), float(r.mean()), estimates, float(t.mean()))
+
+
+def _profit(p_order: float, value: float, margin: float, percent: float, cost: float) -> float:
+    """A decision's (expected) profit: the order's margin less the plan's discount, if it orders, less its costs."""
+    return p_order * (value * margin - percent / 100 * value) - cost
 
 
 def _reachable(plans: Sequence[Plan], row: Sequence[float]) -> list[Plan]:

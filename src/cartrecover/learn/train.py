@@ -188,7 +188,7 @@ def _no_contact(control: Sequence[Example]) -> tuple[Trees, Isotonic, dict[str, 
         calibration,
         {
             "no_contact_auc": _auc(y[cut:], raw),
-            "no_contact_brier": float(np.mean((calibrated - y[cut:]) ** 2)),
+            "no_contact_brier": metrics.brier(y[cut:], calibrated),
             "no_contact_rate": float(y.mean()),
             "no_contact_trees": float(trees.text.count("Tree=")),
         },
@@ -206,14 +206,13 @@ def _contact(treated: Sequence[Example], propensity: Trees) -> tuple[Outcome, di
     cut = _split(len(treated))
     booster = _fit(np.hstack([x, actions]), y, cut, (*features.NAMES, *ACTION_NAMES), weight=weight, init_score=init)
     outcome = Outcome(Trees.from_booster(booster))
-    predicted = np.asarray(
-        [outcome.outcomes(float(init[i]), x[i], actions[i : i + 1])[0] for i in range(cut, len(treated))]
-    )
+    newest = np.hstack([x[cut:], actions[cut:]])
+    predicted = 1 / (1 + np.exp(-(init[cut:] + outcome.treated.raw(newest))))  # as Outcome.outcomes, all rows at once
     base = 1 / (1 + np.exp(-init[cut:]))
     return outcome, {
         "contact_auc": _auc(y[cut:], predicted),
-        "contact_log_loss": _log_loss(y[cut:], predicted),
-        "contact_log_loss_without_plan": _log_loss(y[cut:], base),
+        "contact_log_loss": metrics.log_loss(y[cut:], predicted),
+        "contact_log_loss_without_plan": metrics.log_loss(y[cut:], base),
         "contact_rate": float(y.mean()),
     }
 
@@ -243,8 +242,3 @@ def _auc(y: np.ndarray, score: np.ndarray) -> float:
     if y.min() == y.max():
         return math.nan
     return float(metrics.roc_auc(y, score))
-
-
-def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
