@@ -11,7 +11,7 @@ import os
 import secrets
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cartrecover.engine import Engine
 from cartrecover.errors import ConfigError
@@ -22,6 +22,9 @@ from cartrecover.ports.eventlog import EventLog
 from cartrecover.ports.unit_of_work import Database
 from cartrecover.settings import Settings
 
+if TYPE_CHECKING:
+    from cartrecover.adapters.migrations import Migrated
+
 _DATABASES: dict[str, tuple[str, str]] = {
     "sqlite": ("cartrecover.adapters.sqlite", "SqliteDatabase"),
 }
@@ -30,12 +33,24 @@ _EVENT_LOGS: dict[str, tuple[str, str]] = {
 }
 
 
-def _open(table: dict[str, tuple[str, str]], url: str, what: str, settings: Settings) -> Any:
+def _backend(table: dict[str, tuple[str, str]], url: str, what: str) -> Any:
     scheme = url.split(":", 1)[0]
     if scheme not in table:
         raise ConfigError(f"no {what} backend for {scheme!r} URLs (known: {', '.join(sorted(table))})")
     module, name = table[scheme]
-    factory: Callable[..., Any] = getattr(importlib.import_module(module), name).from_url
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ImportError as exc:  # an optional driver that is not installed
+        raise ConfigError(f"the {scheme} {what} needs `pip install 'cartrecover[{_extra(scheme)}]'`: {exc}") from exc
+
+
+def _extra(scheme: str) -> str:
+    """The pip extra that brings the driver of a URL scheme."""
+    return {"postgresql": "postgres"}.get(scheme, scheme)
+
+
+def _open(table: dict[str, tuple[str, str]], url: str, what: str, settings: Settings) -> Any:
+    factory: Callable[..., Any] = _backend(table, url, what).from_url
     return factory(url, durability=settings.durability)
 
 
@@ -43,6 +58,14 @@ def open_database(settings: Settings) -> Database:
     """The state store named by `database_url`."""
     database: Database = _open(_DATABASES, settings.resolved_database_url, "state store", settings)
     return database
+
+
+def migrate_database(settings: Settings) -> Migrated:
+    """Apply the pending schema migrations of the state store named by `database_url`."""
+    migrated: Migrated = _backend(_DATABASES, settings.resolved_database_url, "state store").migrate(
+        settings.resolved_database_url
+    )
+    return migrated
 
 
 def open_event_log(settings: Settings) -> EventLog:

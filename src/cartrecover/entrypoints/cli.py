@@ -85,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--send", action="store_true", help="really send journey messages (default: null channel)")
     replay.set_defaults(run=_replay)
 
+    migrate = sub.add_parser("migrate", parents=[common], help="apply the state store's pending schema migrations")
+    migrate.set_defaults(run=_migrate)
+
     _add_demo(sub, common)
     _add_simulate(sub)
     _add_audiences(sub, common)
@@ -288,6 +291,17 @@ def _store_id(engine: Any, name: str | None) -> int | None:
     if store is None:
         raise ConfigError(f"no store named {name!r}")
     return int(store.store_id)
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from cartrecover.bootstrap import migrate_database
+
+    settings = load_settings(args.config, data_dir=Path(args.data_dir) if args.data_dir else None)
+    migrated = migrate_database(settings)
+    for name in migrated.applied:
+        print(f"applied {name}")
+    print(f"the state store is at schema version {migrated.version}" + ("" if migrated.applied else ": up to date"))
+    return 0
 
 
 def _replay(args: argparse.Namespace) -> int:

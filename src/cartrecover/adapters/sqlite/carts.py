@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from cartrecover.adapters.sqlite._time import from_us, to_us
+from cartrecover.adapters._time import from_us, to_us
 from cartrecover.domain.cart import Cart, CartStatus
 
 _cart_encoder = msgspec.msgpack.Encoder()

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
-from importlib.resources import files
 
+from cartrecover.adapters.migrations import Migrated
 from cartrecover.adapters.sqlite.carts import SqliteCarts, SqliteTimeline
 from cartrecover.adapters.sqlite.connections import Connections, Transaction, path_of
 from cartrecover.adapters.sqlite.decisions import SqliteDecisions, SqliteModels
 from cartrecover.adapters.sqlite.eventlog import SqliteCheckpoints, SqliteDeadLetters
 from cartrecover.adapters.sqlite.orders import SqliteOrders
 from cartrecover.adapters.sqlite.outbox import SqliteOutbox, SqliteSuppressions
+from cartrecover.adapters.sqlite.schema import migrate as apply_migrations
 from cartrecover.adapters.sqlite.shoppers import SqliteShoppers
 from cartrecover.adapters.sqlite.stores import SqliteStores
 from cartrecover.adapters.sqlite.timers import SqliteTimers
@@ -54,12 +55,30 @@ class SqliteUnitOfWork:
 
 
 class SqliteDatabase:
-    """One writer connection (serialised by a lock) and one reader connection per thread."""
+    """One writer connection (serialised by a lock) and one reader connection per thread.
+
+    Opening the file applies its pending migrations (see `schema`).
+    """
 
     def __init__(self, path: str, *, durability: str = "full") -> None:
-        schema = files("cartrecover.adapters.sqlite").joinpath("state.sql").read_text()
-        self._db = Connections(path, schema, durability=durability)
+        self._db = Connections(path, "", durability=durability)
         self.path = path
+        try:
+            with self._db.write_lock:
+                apply_migrations(self._db.writer, path)
+        except BaseException:
+            self._db.close()
+            raise
+
+    @classmethod
+    def migrate(cls, url: str) -> Migrated:
+        """Apply the file's pending migrations (`cartrecover migrate`); opening it would apply them too."""
+        path = path_of(url)
+        connections = Connections(path, "")
+        try:
+            return apply_migrations(connections.writer, path)
+        finally:
+            connections.close()
 
     @classmethod
     def from_url(cls, url: str, *, durability: str = "full") -> SqliteDatabase:

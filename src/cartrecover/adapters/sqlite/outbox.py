@@ -8,7 +8,7 @@ from datetime import datetime
 
 import msgspec
 
-from cartrecover.adapters.sqlite._time import to_us
+from cartrecover.adapters._time import to_us
 from cartrecover.domain.journey import Step, StepStatus
 
 _encoder = msgspec.msgpack.Encoder()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime
 
-from cartrecover.adapters.sqlite._time import from_us, to_us
+from cartrecover.adapters._time import from_us, to_us
 from cartrecover.ports.timers import Timer
 
 
