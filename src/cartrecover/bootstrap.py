@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 _DATABASES: dict[str, tuple[str, str]] = {
     "sqlite": ("cartrecover.adapters.sqlite", "SqliteDatabase"),
+    "postgresql": ("cartrecover.adapters.postgres", "PostgresDatabase"),
+    "postgres": ("cartrecover.adapters.postgres", "PostgresDatabase"),
 }
 _EVENT_LOGS: dict[str, tuple[str, str]] = {
     "sqlite": ("cartrecover.adapters.sqlite", "SqliteEventLog"),

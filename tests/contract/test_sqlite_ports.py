@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from cartrecover.adapters.postgres import PostgresDatabase
 from cartrecover.adapters.sqlite import SqliteDatabase, SqliteEventLog
 from cartrecover.domain.cart import CartStatus
 from cartrecover.errors import StoreExists
@@ -24,11 +26,23 @@ from cartrecover.ports.timers import Timer
 from cartrecover.ports.unit_of_work import Database
 from tests.conftest import START
 from tests.factories import MINUTE, cart, event, random_id
+from tests.services import postgres_schema
+
+
+@contextmanager
+def postgres_database(tmp: Path) -> Iterator[Database]:
+    """A PostgreSQL state store in a schema of its own, migrated, dropped afterwards."""
+    with postgres_schema() as url:
+        PostgresDatabase.migrate(url)
+        with closing(PostgresDatabase.from_url(url)) as db:
+            yield db
+
 
 # State stores and event logs are separate backends (a PostgreSQL store may sit beside a NATS log).
-BACKENDS: dict[str, Callable[[Path], Database]] = {
-    "sqlite-file": lambda tmp: SqliteDatabase.from_url(f"sqlite:///{tmp / 'contract.db'}"),
-    "sqlite-memory": lambda tmp: SqliteDatabase.from_url("sqlite://:memory:"),
+BACKENDS: dict[str, Callable[[Path], AbstractContextManager[Database]]] = {
+    "sqlite-file": lambda tmp: closing(SqliteDatabase.from_url(f"sqlite:///{tmp / 'contract.db'}")),
+    "sqlite-memory": lambda tmp: closing(SqliteDatabase.from_url("sqlite://:memory:")),
+    "postgres": postgres_database,
 }
 
 
@@ -49,9 +63,8 @@ def log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventLog]:
 @pytest.fixture(params=sorted(BACKENDS))
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     """A fresh, empty database of each backend."""
-    db = BACKENDS[request.param](tmp_path)
-    yield db
-    db.close()
+    with BACKENDS[request.param](tmp_path) as db:
+        yield db
 
 
 def store_id() -> int:

@@ -1,0 +1,161 @@
+"""Carts, their join keys and timelines in PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from cartrecover.adapters._time import from_us, to_us
+from cartrecover.adapters.postgres.connections import Conn
+from cartrecover.domain.cart import Cart, CartStatus
+
+_cart_encoder = msgspec.msgpack.Encoder()
+_cart_decoder = msgspec.msgpack.Decoder(Cart)
+_detail_decoder = msgspec.msgpack.Decoder(dict[str, Any])
+_OPEN = "('active','abandoned','recovering')"
+
+
+class PostgresCarts:
+    """Each cart is one row: indexed columns plus the whole cart as msgpack.
+
+    In a write transaction the carts read are locked until it ends (`lock` is " FOR UPDATE"): whoever changes a
+    cart next reads it after this change, never before.
+    """
+
+    def __init__(self, conn: Conn, lock: str) -> None:
+        self._conn, self._lock = conn, lock
+
+    def get(self, store_id: int, cart_id: str) -> Cart | None:
+        """The cart, or None."""
+        row = self._conn.execute(
+            f"SELECT body FROM carts WHERE store_id=%s AND cart_id=%s{self._lock}", (store_id, cart_id)
+        ).fetchone()
+        return _cart_decoder.decode(row[0]) if row else None
+
+    def find(self, store_id: int, ref: str) -> Cart | None:
+        """The cart a join key points to."""
+        lock = f"{self._lock} OF c" if self._lock else ""
+        row = self._conn.execute(
+            "SELECT c.body FROM cart_refs r JOIN carts c ON c.store_id=r.store_id AND c.cart_id=r.cart_id "
+            f"WHERE r.store_id=%s AND r.ref=%s{lock}",
+            (store_id, ref),
+        ).fetchone()
+        return _cart_decoder.decode(row[0]) if row else None
+
+    def open_for_shopper(self, store_id: int, shopper_id: str) -> list[Cart]:
+        """The shopper's open carts, newest activity first."""
+        rows = self._conn.execute(
+            f"SELECT body FROM carts WHERE store_id=%s AND shopper_id=%s AND status IN {_OPEN} "
+            f"ORDER BY last_activity_us DESC{self._lock}",
+            (store_id, shopper_id),
+        )
+        return [_cart_decoder.decode(body) for (body,) in rows]
+
+    def save(self, cart: Cart) -> None:
+        """Upsert the cart and its join keys."""
+        self._conn.execute(
+            "INSERT INTO carts (store_id, cart_id, shopper_id, status, last_activity_us, body) "
+            "VALUES (%s,%s,%s,%s,%s,%s) "
+            "ON CONFLICT (store_id, cart_id) DO UPDATE SET shopper_id=excluded.shopper_id, status=excluded.status, "
+            "last_activity_us=excluded.last_activity_us, body=excluded.body",
+            (
+                cart.store_id,
+                cart.cart_id,
+                cart.shopper_id,
+                cart.status.value,
+                to_us(cart.last_activity_at),
+                _cart_encoder.encode(cart),
+            ),
+        )
+        is_open = cart.status.is_open
+        refs = [(cart.store_id, ref, cart.cart_id, is_open) for ref in (f"cart:{cart.cart_id}", *cart.refs)]
+        with self._conn.cursor() as cursor:
+            cursor.executemany(_SAVE_REF, refs)
+        if cart.experiment is not None and cart.variant is not None:
+            self._conn.execute(
+                "INSERT INTO cart_variants (store_id, cart_id, experiment, variant) VALUES (%s,%s,%s,%s) "
+                "ON CONFLICT (store_id, cart_id) DO UPDATE SET experiment=excluded.experiment, "
+                "variant=excluded.variant",
+                (cart.store_id, cart.cart_id, cart.experiment, cart.variant),
+            )
+
+    def page(self, store_id: int, status: CartStatus | None, limit: int, after: str | None) -> list[Cart]:
+        """A page of carts ordered by id."""
+        sql = "SELECT body FROM carts WHERE store_id=%s AND cart_id > %s"
+        args: list[Any] = [store_id, after or ""]
+        if status is not None:
+            sql += " AND status=%s"
+            args.append(status.value)
+        rows = self._conn.execute(sql + " ORDER BY cart_id LIMIT %s", (*args, limit))
+        return [_cart_decoder.decode(body) for (body,) in rows]
+
+    def abandoned_between(
+        self, store_id: int, since: datetime, until: datetime, statuses: Collection[CartStatus] | None = None
+    ) -> list[Cart]:
+        """A scan of the store's carts (by the status index when statuses are given), as on SQLite: abandonment
+        time is inside the stored cart, not a column."""
+        sql, args = "SELECT body FROM carts WHERE store_id=%s", list[Any]([store_id])
+        if statuses is not None:
+            sql += " AND status = ANY(%s)"
+            args.append([s.value for s in statuses])
+        carts = [_cart_decoder.decode(body) for (body,) in self._conn.execute(sql, args)]
+        found = [c for c in carts if c.abandoned_at is not None and since <= c.abandoned_at < until]
+        return sorted(found, key=lambda c: (c.abandoned_at or since, c.cart_id))
+
+    def finished_by_variant(self, store_id: int, experiment: str) -> dict[str, tuple[int, int]]:
+        """Per variant: (recovered, expired) carts of the experiment."""
+        rows = self._conn.execute(
+            "SELECT v.variant, count(*) FILTER (WHERE c.status='recovered'), "
+            "count(*) FILTER (WHERE c.status='expired') FROM cart_variants v "
+            "JOIN carts c ON c.store_id=v.store_id AND c.cart_id=v.cart_id "
+            "WHERE v.store_id=%s AND v.experiment=%s AND c.status IN ('recovered','expired') GROUP BY v.variant",
+            (store_id, experiment),
+        )
+        return {str(variant): (int(won), int(lost)) for variant, won, lost in rows}
+
+    def count_by_status(self) -> dict[str, int]:
+        """How many carts each status has, over all stores (for metrics)."""
+        rows = self._conn.execute("SELECT status, count(*) FROM carts GROUP BY status")
+        return {str(status): int(count) for status, count in rows}
+
+    def for_shopper(self, store_id: int, shopper_id: str) -> list[Cart]:
+        """Every cart of the shopper, open or not."""
+        rows = self._conn.execute(
+            f"SELECT body FROM carts WHERE store_id=%s AND shopper_id=%s{self._lock}", (store_id, shopper_id)
+        )
+        return [_cart_decoder.decode(body) for (body,) in rows]
+
+
+# A key moves to the cart saved last, except that a closed cart never takes it from an open one: a shop that
+# reuses a cart id after an order points it at the new cart, and re-saving the old one must not point it back.
+_SAVE_REF = (
+    "INSERT INTO cart_refs AS r (store_id, ref, cart_id) VALUES (%s,%s,%s) "
+    "ON CONFLICT (store_id, ref) DO UPDATE SET cart_id=excluded.cart_id WHERE %s OR NOT EXISTS ("
+    "SELECT 1 FROM carts c WHERE c.store_id=r.store_id AND c.cart_id=r.cart_id "
+    f"AND c.cart_id<>excluded.cart_id AND c.status IN {_OPEN})"
+)
+
+
+class PostgresTimeline:
+    """Timeline entries, one row each."""
+
+    def __init__(self, conn: Conn) -> None:
+        self._conn = conn
+
+    def add(self, store_id: int, cart_id: str, at: datetime, kind: str, detail: dict[str, Any]) -> None:
+        """Append an entry."""
+        self._conn.execute(
+            "INSERT INTO timeline (store_id, cart_id, at_us, kind, detail) VALUES (%s,%s,%s,%s,%s)",
+            (store_id, cart_id, to_us(at), kind, _cart_encoder.encode(detail)),
+        )
+
+    def for_cart(self, store_id: int, cart_id: str) -> list[dict[str, Any]]:
+        """Entries in event-time order (insertion order among equal times)."""
+        rows = self._conn.execute(
+            "SELECT at_us, kind, detail FROM timeline WHERE store_id=%s AND cart_id=%s ORDER BY at_us, id",
+            (store_id, cart_id),
+        )
+        return [{"at": from_us(at), "kind": kind, **_detail_decoder.decode(detail)} for at, kind, detail in rows]
