@@ -6,10 +6,13 @@ To add a backend, add a factory to `BACKENDS` (state stores) or `LOGS` (event lo
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,9 @@ import pytest
 from cartrecover.adapters.postgres import PostgresDatabase
 from cartrecover.adapters.sqlite import SqliteDatabase, SqliteEventLog
 from cartrecover.domain.cart import CartStatus
+from cartrecover.domain.journey import Channel, Step, StepStatus
 from cartrecover.errors import StoreExists
+from cartrecover.ports.decisions import DecisionRecord
 from cartrecover.ports.eventlog import EventLog
 from cartrecover.ports.orders import Order
 from cartrecover.ports.shoppers import Shopper
@@ -607,3 +612,247 @@ def test_abandoned_between_finds_the_stores_carts_abandoned_in_the_window_in_ord
     assert [c.cart_id for c in everything] == [early.cart_id, late.cart_id]
     assert [c.cart_id for c in only_open] == [late.cart_id]
     assert none == []
+
+
+# --- Outbox and suppressions -------------------------------------------------------------------------------
+
+SECOND, HOUR = timedelta(seconds=1), timedelta(hours=1)
+
+
+def a_step(sid: int, due: datetime, **fields: object) -> Step:
+    """A scheduled email step of a random cart, due at `due`."""
+    return Step(
+        step_id=random_id("step"),
+        store_id=sid,
+        cart_id=random_id("c"),
+        shopper_id=random_id("s"),
+        number=1,
+        name="reminder",
+        template="reminder",
+        channels=(Channel.EMAIL,),
+        due_at=due,
+        **fields,
+    )  # type: ignore[arg-type]
+
+
+def test_adding_a_step_whose_id_exists_leaves_the_first_one(database: Database) -> None:
+    first = a_step(store_id(), START)
+    with database.write() as uow:
+        uow.outbox.add([first])
+        uow.outbox.add([replace(first, due_at=START + MINUTE, name="other"), a_step(first.store_id, START)])
+        uow.outbox.add([])
+
+    with database.read() as uow:
+        assert uow.outbox.get(first.store_id, first.step_id) == first
+        assert uow.outbox.get(first.store_id, "no-such-step") is None
+        assert uow.outbox.count_by_status() == {"scheduled": 2}
+
+
+def test_due_steps_are_scheduled_ones_due_and_sending_ones_whose_lease_ran_out_earliest_first(
+    database: Database,
+) -> None:
+    sid, now = store_id(), START + 20 * MINUTE
+    late = a_step(sid, START + 10 * MINUTE)
+    early = a_step(sid, START + 5 * MINUTE)
+    stale = a_step(sid, START, status=StepStatus.SENDING, lease_until=START + 7 * MINUTE, sent_at=START)
+    leased = a_step(sid, START, status=StepStatus.SENDING, lease_until=START + HOUR, sent_at=START)
+    future = a_step(sid, START + 30 * MINUTE)
+    sent = a_step(sid, START, status=StepStatus.SENT, sent_at=START)
+    with database.write() as uow:
+        uow.outbox.add([late, early, stale, leased, future, sent])
+
+    with database.write() as uow:
+        assert uow.outbox.due(now, 10) == [early, stale, late]
+        assert uow.outbox.due(now, 2) == [early, stale]
+        assert uow.outbox.due(START, 10) == []
+
+
+def test_a_saved_step_reads_back_with_its_new_state_and_counts_as_sent(database: Database) -> None:
+    sid = store_id()
+    step = a_step(sid, START + MINUTE)
+    earlier = replace(a_step(sid, START), cart_id=step.cart_id, shopper_id=step.shopper_id)
+    with database.write() as uow:
+        uow.outbox.add([step, earlier])
+    step.status, step.channel, step.sent_at, step.attempts = StepStatus.SENT, Channel.EMAIL, START + MINUTE, 1
+
+    with database.write() as uow:
+        uow.outbox.save(step)
+    with database.read() as uow:
+        assert uow.outbox.get(sid, step.step_id) == step
+        assert uow.outbox.for_cart(sid, step.cart_id) == [earlier, step]
+        assert uow.outbox.for_cart(store_id(), step.cart_id) == []
+        assert uow.outbox.sent_since(sid, step.shopper_id, START + MINUTE) == 1
+        assert uow.outbox.sent_since(sid, step.shopper_id, START + 2 * MINUTE) == 0
+        assert uow.outbox.sent_since(sid, random_id("s"), START) == 0
+        assert uow.outbox.count_by_status() == {"scheduled": 1, "sent": 1}
+        assert uow.outbox.due(START + HOUR, 10) == [earlier]
+
+
+def test_dead_letters_list_newest_first_of_one_store_or_of_all(database: Database) -> None:
+    a, b = store_id(), store_id()
+    old, new = (a_step(a, START + m * MINUTE, status=StepStatus.DEAD, reason="550") for m in (1, 2))
+    theirs = a_step(b, START, status=StepStatus.DEAD, reason="bounced")
+    with database.write() as uow:
+        uow.outbox.add([old, new, theirs, a_step(a, START + 3 * MINUTE)])
+
+    with database.read() as uow:
+        assert uow.outbox.dead(a, 10) == [new, old]
+        assert uow.outbox.dead(a, 1) == [new]
+        assert uow.outbox.dead(None, 10) == [new, old, theirs]
+
+
+def test_suppressions_keep_the_first_reason_per_store_and_channel_until_lifted(database: Database) -> None:
+    a, b = store_id(), store_id()
+    with database.write() as uow:
+        uow.suppressions.add(a, "email", "jane@example.com", "hard bounce", START)
+        uow.suppressions.add(a, "email", "jane@example.com", "complaint", START + MINUTE)
+        uow.suppressions.add(a, "sms", "+15550100", "STOP", START)
+
+    with database.read() as uow:
+        assert uow.suppressions.reason(a, "email", "jane@example.com") == "hard bounce"
+        assert uow.suppressions.reason(a, "sms", "jane@example.com") is None
+        assert uow.suppressions.reason(b, "email", "jane@example.com") is None
+    with database.write() as uow:
+        uow.suppressions.remove(a, "sms", "+15550100")
+        uow.suppressions.remove(a, "sms", "never-suppressed")
+    with database.read() as uow:
+        assert uow.suppressions.reason(a, "sms", "+15550100") is None
+        assert uow.suppressions.reason(a, "email", "jane@example.com") == "hard bounce"
+
+
+# --- Decisions and models ----------------------------------------------------------------------------------
+
+
+def a_decision(sid: int, at: datetime, cart_id: str | None = None, incentive: float = 0.0) -> DecisionRecord:
+    """A logged decision with a few made-up features."""
+    return DecisionRecord(
+        sid, cart_id or random_id("c"), random_id("s"), at, "treated", "explore", "p1", [1.0, 0.0], [0.5, 2.0], "f1",
+        propensity=0.25, explored=True, incentive=incentive, scores={"chosen": 1.5}, contributions=[("recency", 0.1)],
+    )  # fmt: skip
+
+
+def test_decisions_read_back_by_time_window_and_by_cart_oldest_first(database: Database) -> None:
+    sid, cart_id = store_id(), random_id("c")
+    second = a_decision(sid, START + MINUTE, cart_id, incentive=2.5)
+    first = a_decision(sid, START, cart_id, incentive=1.0)
+    same_time = a_decision(sid, START + MINUTE, incentive=0.25)
+    edge = a_decision(sid, START + 2 * MINUTE, incentive=4.0)
+    with database.write() as uow:
+        for record in (second, first, same_time, edge, a_decision(store_id(), START, cart_id, incentive=9.0)):
+            uow.decisions.add(record)
+
+    with database.read() as uow:
+        assert uow.decisions.between(sid, START, START + 2 * MINUTE) == [first, second, same_time]
+        assert uow.decisions.for_cart(sid, cart_id) == [first, second]
+        assert uow.decisions.incentive_committed(sid, START + MINUTE) == pytest.approx(6.75)
+        assert uow.decisions.incentive_committed(sid, START + HOUR) == 0.0
+
+
+def test_models_are_numbered_per_store_with_at_most_one_active(database: Database) -> None:
+    a, b = store_id(), store_id()
+    with database.write() as uow:
+        assert uow.models.add(a, START, {"auc": 0.7}, b"one", activate=True) == 1
+        assert uow.models.add(a, START + HOUR, {"auc": 0.8}, b"two", activate=False) == 2
+        assert uow.models.add(b, START, {}, b"theirs", activate=True) == 1
+
+    with database.read() as uow:
+        assert uow.models.active(a) == (1, b"one") and uow.models.active_version(a) == 1
+        assert uow.models.body(a, 2) == b"two"
+        with pytest.raises(KeyError):
+            uow.models.body(a, 3)
+        versions = uow.models.versions(a)
+    assert [(v.version, v.active, v.metrics, v.trained_at) for v in versions] == [
+        (2, False, {"auc": 0.8}, START + HOUR),
+        (1, True, {"auc": 0.7}, START),
+    ]
+
+    with database.write() as uow:
+        assert uow.models.activate(a, 2) is True
+        assert uow.models.activate(a, 7) is False
+    with database.read() as uow:
+        assert uow.models.active(a) == (2, b"two")
+        assert [v.version for v in uow.models.versions(a) if v.active] == [2]
+    with database.write() as uow:
+        assert uow.models.activate(a, None) is True
+    with database.read() as uow:
+        assert uow.models.active(a) is None and uow.models.active_version(a) is None
+        assert uow.models.active(b) == (1, b"theirs")
+
+
+# --- Writers at once ---------------------------------------------------------------------------------------
+
+
+def test_workers_claiming_at_once_never_claim_the_same_step(database: Database) -> None:
+    sid, now = store_id(), START + HOUR
+    steps = [a_step(sid, START + i * SECOND) for i in range(40)]
+    with database.write() as uow:
+        uow.outbox.add(steps)
+    start = threading.Barrier(3)
+
+    def claim_until_none_left() -> list[str]:
+        mine: list[str] = []
+        start.wait()
+        while True:
+            with database.write() as uow:
+                due = uow.outbox.due(now, 3)
+                for step in due:
+                    step.status, step.lease_until = StepStatus.SENDING, now + HOUR
+                    uow.outbox.save(step)
+            if not due:
+                return mine
+            mine += [step.step_id for step in due]
+
+    with ThreadPoolExecutor(3) as pool:
+        claimed = [f.result(timeout=60) for f in [pool.submit(claim_until_none_left) for _ in range(3)]]
+
+    every = [step_id for mine in claimed for step_id in mine]
+    assert sorted(every) == sorted(s.step_id for s in steps)  # each step once, none left behind
+
+
+def test_a_second_writer_of_a_checkpoint_waits_for_the_first_and_reads_its_offset(database: Database) -> None:
+    with database.write() as uow:
+        uow.checkpoints.put("lifecycle", 4)
+
+    def next_worker() -> int:
+        with database.write() as uow:
+            offset = uow.checkpoints.get("lifecycle")
+            uow.checkpoints.put("lifecycle", offset + 1)
+            return offset
+
+    with ThreadPoolExecutor(1) as pool, database.write() as first:
+        assert first.checkpoints.get("lifecycle") == 4
+        second = pool.submit(next_worker)
+        with pytest.raises(FutureTimeout):
+            second.result(timeout=0.3)  # it waits for the first worker's transaction
+        first.checkpoints.put("lifecycle", 9)
+    assert second.result(timeout=30) == 9
+    with database.read() as uow:
+        assert uow.checkpoints.get("lifecycle") == 10
+
+
+def test_two_writers_changing_one_cart_at_once_both_keep_their_change(database: Database) -> None:
+    c = cart()
+    with database.write() as uow:
+        uow.carts.save(c)
+
+    def add_a_key() -> None:
+        with database.write() as uow:
+            found = uow.carts.get(c.store_id, c.cart_id)
+            assert found is not None
+            found.refs = (*found.refs, "checkout:late")
+            uow.carts.save(found)
+
+    with ThreadPoolExecutor(1) as pool, database.write() as first:
+        mine = first.carts.get(c.store_id, c.cart_id)
+        assert mine is not None
+        other = pool.submit(add_a_key)
+        with pytest.raises(FutureTimeout):
+            other.result(timeout=0.3)
+        mine.status, mine.abandoned_at = CartStatus.ABANDONED, START + 30 * MINUTE
+        first.carts.save(mine)
+    other.result(timeout=30)
+
+    with database.read() as uow:
+        saved = uow.carts.get(c.store_id, c.cart_id)
+    assert saved is not None
+    assert (saved.status, saved.refs[-1]) == (CartStatus.ABANDONED, "checkout:late")
