@@ -31,6 +31,7 @@ _DATABASES: dict[str, tuple[str, str]] = {
     "postgres": ("cartrecover.adapters.postgres", "PostgresDatabase"),
 }
 _EVENT_LOGS: dict[str, tuple[str, str]] = {
+    "nats": ("cartrecover.adapters.nats", "NatsEventLog"),
     "sqlite": ("cartrecover.adapters.sqlite", "SqliteEventLog"),
 }
 

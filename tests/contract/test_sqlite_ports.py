@@ -17,9 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from cartrecover.adapters.nats import NatsEventLog
 from cartrecover.adapters.postgres import PostgresDatabase
 from cartrecover.adapters.sqlite import SqliteDatabase, SqliteEventLog
 from cartrecover.domain.cart import CartStatus
+from cartrecover.domain.events import redacted
 from cartrecover.domain.journey import Channel, Step, StepStatus
 from cartrecover.errors import StoreExists
 from cartrecover.ports.decisions import DecisionRecord
@@ -31,6 +33,7 @@ from cartrecover.ports.timers import Timer
 from cartrecover.ports.unit_of_work import Database
 from tests.conftest import START
 from tests.factories import MINUTE, cart, event, random_id
+from tests.nats_server import fresh_stream_url, nats_log
 from tests.services import postgres_schema
 
 
@@ -51,18 +54,18 @@ BACKENDS: dict[str, Callable[[Path], AbstractContextManager[Database]]] = {
 }
 
 
-LOGS: dict[str, Callable[[Path], EventLog]] = {
-    "sqlite-file": lambda tmp: SqliteEventLog.from_url(f"sqlite:///{tmp / 'events.db'}"),
-    "sqlite-memory": lambda tmp: SqliteEventLog.from_url("sqlite://:memory:"),
+LOGS: dict[str, Callable[[Path], AbstractContextManager[EventLog]]] = {
+    "sqlite-file": lambda tmp: closing(SqliteEventLog.from_url(f"sqlite:///{tmp / 'events.db'}")),
+    "sqlite-memory": lambda tmp: closing(SqliteEventLog.from_url("sqlite://:memory:")),
+    "nats": lambda tmp: nats_log(),  # a stream of its own on CARTRECOVER_TEST_NATS_URL, deleted afterwards
 }
 
 
 @pytest.fixture(params=sorted(LOGS))
 def log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventLog]:
     """A fresh, empty event log of each backend."""
-    opened = LOGS[request.param](tmp_path)
-    yield opened
-    opened.close()
+    with LOGS[request.param](tmp_path) as opened:
+        yield opened
 
 
 @pytest.fixture(params=sorted(BACKENDS))
@@ -168,19 +171,92 @@ def test_erasing_a_stores_events_leaves_other_stores_events_alone(log: EventLog)
     assert emails == {a: None, b: "jane@example.com"}
 
 
-def test_appended_events_are_durable_across_reopening(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'reopened.db'}"
-    first = SqliteEventLog.from_url(url)
-    appended = [event(store_id=1), event(store_id=1)]
-    first.append(appended)
-    first.close()
+def test_erased_events_keep_their_offsets_and_the_log_reads_on_past_them(log: EventLog) -> None:
+    a, b = store_id(), store_id()
+    events = [event(store_id=(a if i % 3 else b), email=f"shopper{i}@example.com") for i in range(150)]
+    log.append(events)
+    before = [seq for seq, _ in log.read_after(0, 1000)]
 
-    again = SqliteEventLog.from_url(url)
-    try:
-        assert [e for _, e in again.read_after(0, 10)] == appended
-        assert again.append(appended) == [False, False]
-    finally:
-        again.close()
+    assert log.erase_store(a) == 100
+    assert log.scrub(b, {("email", "shopper0@example.com"), ("email", "shopper148@example.com")}) == 1  # 148: store a
+    later = event(store_id=b, email="later@example.com")
+    assert log.append([*events[:3], later]) == [False, False, False, True]
+
+    everything = log.read_after(0, 1000)
+    in_pages, offset = [], 0
+    while page := log.read_after(offset, 7):
+        in_pages += page
+        offset = page[-1][0]
+    assert in_pages == everything
+    assert [seq for seq, _ in everything[:150]] == before
+    assert [e.message_id for _, e in everything] == [e.message_id for e in [*events, later]]
+    assert [e.email for _, e in everything[:150]] == [
+        None if e.store_id == a or e.email == "shopper0@example.com" else e.email for e in events
+    ]
+    assert log.read_after(before[-1], 10) == [everything[-1]]
+    assert log.last_offset() == everything[-1][0]
+
+
+def test_the_newest_offset_stays_that_of_an_erased_last_event(log: EventLog) -> None:
+    sid = store_id()
+    log.append([event(store_id=sid), event(store_id=sid, email="jane@example.com")])
+    newest = log.last_offset()
+
+    log.scrub(sid, {("email", "jane@example.com")})
+
+    assert log.last_offset() == newest
+    assert [seq for seq, _ in log.read_after(0, 10)][-1] == newest
+    assert log.read_after(newest, 10) == []
+
+
+@contextmanager
+def sqlite_file_url(tmp: Path) -> Iterator[str]:
+    yield f"sqlite:///{tmp / 'reopened.db'}"
+
+
+# Event logs that outlive their connections: a URL to open, close and open again.
+REOPENABLE_LOGS: dict[str, tuple[Callable[[Path], AbstractContextManager[str]], Callable[[str], EventLog]]] = {
+    "sqlite-file": (sqlite_file_url, SqliteEventLog.from_url),
+    "nats": (lambda tmp: fresh_stream_url(), NatsEventLog.from_url),
+}
+
+
+@pytest.mark.parametrize("backend", sorted(REOPENABLE_LOGS))
+def test_appended_events_are_durable_across_reopening(backend: str, tmp_path: Path) -> None:
+    where, open_log = REOPENABLE_LOGS[backend]
+    with where(tmp_path) as url:
+        first = open_log(url)
+        appended = [event(store_id=1, email="jane@example.com"), event(store_id=1)]
+        first.append(appended)
+        first.scrub(1, {("email", "jane@example.com")})
+        first.close()
+
+        again = open_log(url)
+        try:
+            assert [e for _, e in again.read_after(0, 10)] == [redacted(appended[0]), appended[1]]
+            assert again.append(appended) == [False, False]
+            assert again.last_offset() == again.read_after(0, 10)[-1][0]
+        finally:
+            again.close()
+
+
+@pytest.mark.parametrize("backend", sorted(REOPENABLE_LOGS))
+def test_two_writers_appending_the_same_events_at_once_log_each_once(backend: str, tmp_path: Path) -> None:
+    where, open_log = REOPENABLE_LOGS[backend]
+    events = [event(store_id=1) for _ in range(300)]
+    batches = [events[i : i + 10] for i in range(0, len(events), 10)]
+    with where(tmp_path) as url:
+        logs = [open_log(url), open_log(url)]
+        try:
+            with ThreadPoolExecutor(2) as pool:
+                reports = list(pool.map(lambda log: [new for batch in batches for new in log.append(batch)], logs))
+            logged = logs[0].read_after(0, 1000)
+        finally:
+            for log in logs:
+                log.close()
+
+    assert [a + b for a, b in zip(*reports, strict=True)] == [1] * len(events)
+    assert sorted(e.message_id for _, e in logged) == sorted(e.message_id for e in events)
 
 
 # --- Checkpoints and dead letters (in the state store, committed with the state) -----------------------------

