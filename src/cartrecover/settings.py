@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from cartrecover.decision_settings import DecisionConfig, parse_decisions
 from cartrecover.domain.cart import AbandonmentRules
@@ -29,6 +30,17 @@ from cartrecover.journey_settings import (
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 COUPON_STYLES = ("", "query", "shopify")
+
+
+_SECRET_PARAMETER = re.compile(r"((?:^|[?&;])(?:password|token|secret|key)=)[^&;]*", re.IGNORECASE)
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password (and any password, token, secret or key parameter) replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is not None:
+        url = url.replace(parts.netloc, f"{parts.username or ''}:***@{parts.netloc.rsplit('@', 1)[1]}", 1)
+    return _SECRET_PARAMETER.sub(r"\1***", url)
 
 
 def parse_duration(text: str | int | float) -> timedelta:
@@ -128,7 +140,8 @@ class Settings:
         return self.public_url or f"http://{self.host}:{self.port}"
 
     def __repr__(self) -> str:
-        return f"Settings(database_url={self.resolved_database_url!r}, clock={self.clock!r}, stores={len(self.stores)})"
+        database = redact_url(self.resolved_database_url)
+        return f"Settings(database_url={database!r}, clock={self.clock!r}, stores={len(self.stores)})"
 
     @property
     def resolved_database_url(self) -> str:

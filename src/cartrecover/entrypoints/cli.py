@@ -14,7 +14,7 @@ from typing import Any
 
 from cartrecover.entrypoints import models_cli
 from cartrecover.errors import CartRecoverError, ConfigError
-from cartrecover.settings import StoreConfig, load_settings
+from cartrecover.settings import StoreConfig, load_settings, redact_url
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -141,7 +141,7 @@ def _serve(args: argparse.Namespace) -> int:
     mode = settings.lifecycle_mode
     print(
         f"cartrecover listening on http://{host}:{port} (clock: {settings.clock}, lifecycle: {mode}, "
-        f"state: {settings.resolved_database_url}, log: {settings.resolved_event_log_url})",
+        f"state: {redact_url(settings.resolved_database_url)}, log: {redact_url(settings.resolved_event_log_url)})",
         flush=True,
     )
     supervisor = WorkerSupervisor() if mode == "process" else None

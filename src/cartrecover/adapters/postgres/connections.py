@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Generic, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg.pq import TransactionStatus
@@ -21,6 +20,7 @@ from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
 from cartrecover.errors import StoreError
+from cartrecover.settings import redact_url
 
 T = TypeVar("T")
 Conn = psycopg.Connection[TupleRow]
@@ -29,21 +29,12 @@ WRITE = "BEGIN ISOLATION LEVEL READ COMMITTED"
 READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 
 
-def redacted(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
-
-
 def connect(url: str) -> Conn:
     """One connection of its own, autocommit (migrations and the schema check at start-up)."""
     try:
         return psycopg.connect(url, autocommit=True, connect_timeout=10)
     except psycopg.Error as exc:
-        raise StoreError(f"cannot connect to {redacted(url)}: {exc}") from exc
+        raise StoreError(f"cannot connect to {redact_url(url)}: {exc}") from exc
 
 
 class Transaction(Generic[T]):
@@ -110,5 +101,5 @@ def open_pool(url: str, *, durability: str, size: int) -> ConnectionPool[Conn]:
         pool.open(wait=True, timeout=30)
     except psycopg.Error as exc:
         pool.close()
-        raise StoreError(f"cannot connect to {redacted(url)}: {exc}") from exc
+        raise StoreError(f"cannot connect to {redact_url(url)}: {exc}") from exc
     return pool

@@ -5,7 +5,7 @@ from __future__ import annotations
 from cartrecover.adapters.migrations import Migrated
 from cartrecover.adapters.postgres import schema
 from cartrecover.adapters.postgres.carts import PostgresCarts, PostgresTimeline
-from cartrecover.adapters.postgres.connections import READ, WRITE, Conn, Transaction, connect, open_pool, redacted
+from cartrecover.adapters.postgres.connections import READ, WRITE, Conn, Transaction, connect, open_pool
 from cartrecover.adapters.postgres.decisions import PostgresDecisions, PostgresModels
 from cartrecover.adapters.postgres.eventlog import PostgresCheckpoints, PostgresDeadLetters
 from cartrecover.adapters.postgres.orders import PostgresOrders
@@ -13,6 +13,7 @@ from cartrecover.adapters.postgres.outbox import PostgresOutbox, PostgresSuppres
 from cartrecover.adapters.postgres.shoppers import PostgresShoppers
 from cartrecover.adapters.postgres.stores import PostgresStores
 from cartrecover.adapters.postgres.timers import PostgresTimers
+from cartrecover.settings import redact_url
 
 _ERASED = (
     "carts",
@@ -72,7 +73,7 @@ class PostgresDatabase:
     POOL_SIZE = 10
 
     def __init__(self, url: str, *, durability: str = "full") -> None:
-        self.url = redacted(url)
+        self.url = redact_url(url)
         with connect(url) as conn:
             self.version = schema.check(conn, self.url)
         self._pool = open_pool(url, durability=durability, size=self.POOL_SIZE)
@@ -87,7 +88,7 @@ class PostgresDatabase:
     def migrate(cls, url: str) -> Migrated:
         """Apply the database's pending migrations (`cartrecover migrate`)."""
         with connect(url) as conn:
-            return schema.migrate(conn, redacted(url))
+            return schema.migrate(conn, redact_url(url))
 
     def write(self) -> Transaction[PostgresUnitOfWork]:
         """A read-write transaction on a pooled connection."""
