@@ -67,17 +67,25 @@ def nats_log() -> Iterator[NatsEventLog]:
             log.close()
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 class ThrowawayServer:
     """A nats-server with JetStream on a free loopback port that fsyncs every write, to be killed and restarted."""
 
-    def __init__(self, store: Path) -> None:
+    def __init__(self, store: Path, *, sync_always: bool = True) -> None:
         self.binary = Path(sysconfig.get_path("scripts")) / "nats-server"
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port, self.monitor_port = free_port(), free_port()
         self.config = store / "nats.conf"
+        sync = "sync_interval: always" if sync_always else ""
         self.config.write_text(
-            f'listen: "127.0.0.1:{self.port}"\njetstream {{ store_dir: "{store / "js"}", sync_interval: always }}\n'
+            f'listen: "127.0.0.1:{self.port}"\nhttp: "127.0.0.1:{self.monitor_port}"\n'
+            f'jetstream {{ store_dir: "{store / "js"}", {sync} }}\n'
         )
         self.log = store / "nats.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -86,6 +94,11 @@ class ThrowawayServer:
     def url(self) -> str:
         """Its client URL."""
         return f"nats://127.0.0.1:{self.port}"
+
+    @property
+    def monitor(self) -> str:
+        """Its HTTP monitoring address."""
+        return f"http://127.0.0.1:{self.monitor_port}"
 
     def start(self) -> None:
         """Start the server and wait until it accepts connections."""
@@ -99,8 +112,15 @@ class ThrowawayServer:
             time.sleep(0.05)
         raise RuntimeError(f"nats-server did not start: {self.log.read_text()[-2000:]}")
 
+    def __enter__(self) -> ThrowawayServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
+
     def kill(self) -> None:
-        """SIGKILL, as a crash or a power cut would stop it: nothing is flushed on the way out."""
+        """SIGKILL, as a crash would: the server flushes nothing on its way out (the OS keeps what it was given)."""
         if self.process is not None:
             os.kill(self.process.pid, signal.SIGKILL)
             self.process.wait()

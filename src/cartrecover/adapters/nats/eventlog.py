@@ -38,6 +38,7 @@ nats-py is asyncio only: the port's synchronous methods run its coroutines on a 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 
 import nats
@@ -47,6 +48,8 @@ from cartrecover.adapters.nats._loop import LoopThread
 from cartrecover.adapters.nats._options import NatsOptions, check_fsync
 from cartrecover.adapters.nats._stream import EventStream
 from cartrecover.domain.events import Event
+
+logger = logging.getLogger(__name__)
 
 
 class NatsEventLog:
@@ -79,6 +82,9 @@ class NatsEventLog:
             max_reconnect_attempts=-1,  # a restarted server is waited for; each request has its timeout
             allow_reconnect=True,
             name="cartrecover",
+            error_cb=_log_error,
+            disconnected_cb=_log_disconnected,
+            reconnected_cb=_log_reconnected,
         )
 
     def append(self, events: Sequence[Event]) -> list[bool]:
@@ -118,3 +124,16 @@ class NatsEventLog:
     async def _close(self) -> None:
         if not self._nc.is_closed:
             await asyncio.wait_for(self._nc.close(), self.options.timeout)
+
+
+async def _log_error(exc: Exception) -> None:
+    # One line per error: the client's default logs a traceback for every refused reconnection attempt.
+    logger.warning("NATS: %s: %s", type(exc).__name__, exc)
+
+
+async def _log_disconnected() -> None:
+    logger.warning("NATS: disconnected; reconnecting")
+
+
+async def _log_reconnected() -> None:
+    logger.warning("NATS: reconnected")
