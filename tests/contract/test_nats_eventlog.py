@@ -6,19 +6,25 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import nats
 import pytest
+from litestar.testing import TestClient
 from nats.js import api
 
 from cartrecover.adapters.nats import NatsEventLog
 from cartrecover.adapters.nats._options import NatsOptions, check_fsync
-from cartrecover.bootstrap import open_event_log
-from cartrecover.errors import ConfigError
+from cartrecover.bootstrap import build_engine, open_event_log
+from cartrecover.domain.events import EventKind
+from cartrecover.entrypoints.http.app import create_app
+from cartrecover.errors import ConfigError, StoreError
 from cartrecover.settings import Settings
+from tests.conftest import START, add_shop, make_settings, move_clock
 from tests.factories import event
-from tests.nats_server import fresh_stream_url
+from tests.nats_server import free_port, fresh_stream_url
 
 
 def create_stream(url: str, **config: object) -> None:
@@ -106,3 +112,42 @@ def test_a_server_older_than_2_10_is_reported_as_unable_to_fsync_every_write(cap
         check_fsync((2, 9), NatsOptions(("nats://h:4222",)))
 
     assert "sync_interval" in caplog.text
+
+
+def test_the_engine_on_a_nats_log_applies_events_and_erases_a_shopper(url: str, tmp_path: Path) -> None:
+    engine = build_engine(make_settings(tmp_path, event_log_url=url), start=START)
+    try:
+        shop = add_shop(engine)
+        with TestClient(create_app(engine)) as client:
+            for minute, call in enumerate(
+                [
+                    {"event": "Product Added", "properties": {"cart_id": "c1", "product_id": "p1", "price": 10}},
+                    {"userId": "u-7", "traits": {"email": "ada@example.com"}},
+                ]
+            ):
+                kind = "identify" if "traits" in call else "track"
+                at = (START + timedelta(minutes=minute)).isoformat()
+                body = {"anonymousId": "laptop-anon", "timestamp": at, **call}
+                assert client.post(f"/v1/{kind}", json=body, headers=shop.basic).status_code == 200
+            move_clock(client, shop, START + timedelta(minutes=5))
+            erasure = event(EventKind.SHOPPER_REDACTED, store_id=shop.store_id, email="ada@example.com")
+            engine.append([erasure, erasure])
+            move_clock(client, shop, START + timedelta(minutes=6))
+
+        logged = [e for _, e in engine.log.read_after(0, 100)]
+        assert [e.name for e in logged] == ["Product Added", "identify", "shopper_redacted"]
+        assert all(e.identities == [] for e in logged)
+        assert engine.lag() == 0
+        with engine.database.read() as uow:
+            assert uow.shoppers.find(shop.store_id, "user", "u-7") is None
+    finally:
+        engine.close()
+
+
+def test_an_unreachable_server_is_a_store_error_that_names_it_without_its_password() -> None:
+    port = free_port()
+
+    with pytest.raises(StoreError, match=f"127.0.0.1:{port}") as raised:
+        NatsEventLog.from_url(f"nats://app:hunter2@127.0.0.1:{port}/?timeout=0.3")
+
+    assert "hunter2" not in str(raised.value)

@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 import nats
 from nats.aio.client import Client
@@ -48,6 +49,7 @@ from cartrecover.adapters.nats._loop import LoopThread
 from cartrecover.adapters.nats._options import NatsOptions, check_fsync
 from cartrecover.adapters.nats._stream import EventStream
 from cartrecover.domain.events import Event
+from cartrecover.errors import StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -57,22 +59,31 @@ class NatsEventLog:
 
     def __init__(self, options: NatsOptions, *, durability: str = "full") -> None:
         self.options = options
+        self._closing = False
         self._loop = LoopThread(f"nats-{options.stream}")
         try:
-            self._nc = self._loop.run(self._connect(), timeout=options.timeout * 3)
+            self._nc = self._connected()
             version = self._nc.connected_server_version
             if durability == "full":
                 check_fsync((version.major, version.minor), options)
             self._stream = EventStream(self._nc, options)
             self._loop.run(self._stream.create())
         except BaseException:
-            self._loop.stop()
+            self.close()
             raise
 
     @classmethod
     def from_url(cls, url: str, *, durability: str = "full") -> NatsEventLog:
         """`nats://host:4222/?stream=cartrecover&replicas=3` (parameters: `NatsOptions`)."""
         return cls(NatsOptions.from_url(url), durability=durability)
+
+    def _connected(self) -> Client:
+        wait = self.options.timeout * 3
+        try:
+            return self._loop.run(self._connect(), timeout=wait)
+        except StoreError as exc:
+            hosts = ", ".join(urlsplit(server).netloc.rpartition("@")[2] for server in self.options.servers)
+            raise StoreError(f"cannot reach a NATS server at {hosts} within {wait} s") from exc
 
     async def _connect(self) -> Client:
         return await nats.connect(
@@ -83,7 +94,7 @@ class NatsEventLog:
             allow_reconnect=True,
             name="cartrecover",
             error_cb=_log_error,
-            disconnected_cb=_log_disconnected,
+            disconnected_cb=self._log_disconnected,
             reconnected_cb=_log_reconnected,
         )
 
@@ -121,18 +132,19 @@ class NatsEventLog:
         finally:
             self._loop.stop()
 
+    async def _log_disconnected(self) -> None:
+        if not self._closing:
+            logger.warning("NATS: disconnected; reconnecting")
+
     async def _close(self) -> None:
-        if not self._nc.is_closed:
+        self._closing = True
+        if hasattr(self, "_nc") and not self._nc.is_closed:
             await asyncio.wait_for(self._nc.close(), self.options.timeout)
 
 
 async def _log_error(exc: Exception) -> None:
     # One line per error: the client's default logs a traceback for every refused reconnection attempt.
     logger.warning("NATS: %s: %s", type(exc).__name__, exc)
-
-
-async def _log_disconnected() -> None:
-    logger.warning("NATS: disconnected; reconnecting")
 
 
 async def _log_reconnected() -> None:
