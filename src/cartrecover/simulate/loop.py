@@ -20,6 +20,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,7 @@ class LoopResult:
     realised: dict[str, dict[str, float]] = field(default_factory=dict)  # run → the simulator's summary figures
     plans: dict[str, int] = field(default_factory=dict)  # the learned run's plans by name, treated carts
     wall_seconds: float = 0.0
+    deployed_at: datetime | None = None  # when the evaluation days began
 
     def ratio(self, what: str) -> float:
         """learned ÷ fixed (profit, discount) or learned ÷ oracle (profit): `what` is one of those three."""
@@ -125,7 +127,7 @@ def run_loop(
     common: dict[str, Any] = {"keys": first["keys"], "start": first["end"], "show": False, "progress": progress}
     later = seed + 1000
     learned = run_simulation(eval_days, later, profile, base / "learned", env=margin, **common)
-    result = LoopResult(profile.name, seed, 0, training=training.stdout)
+    result = LoopResult(profile.name, seed, 0, training=training.stdout, deployed_at=first["end"])
     result.realised["learned"] = _realised(learned)
     if fixed_run:
         config = base / "fixed.toml"
