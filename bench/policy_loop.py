@@ -1,85 +1,60 @@
-"""The learning loop on the simulator, as a user would run it: explore, train, deploy; against the fixed journey.
+"""The learning loop on simulated stores: the learned policy against the fixed journey and the oracle.
 
-1. `days` simulated days of a store profile with exploration at `--exploration` (the rules' journey otherwise);
-2. `cartrecover train` on that data;
-3. the data directory copied; `eval_days` more days on each copy, with the same traffic seed: one with the learned
-   policy (exploration back to its default), one with the fixed "1h / 24h / 72h + 10 %" journey on email or SMS.
+For each profile and seed, `simulate.loop.run_loop`: explore (`--explore-days` at `--exploration`), `cartrecover
+train`, then `--eval-days` with the learned policy and, on a copy, the fixed "1h / 24h / 72h + 10 %" journey with
+the same traffic. Each policy is priced on the evaluation's treated carts with the simulator's exact expectation;
+the realised figures of both runs follow.
 
-It prints each run's true net incremental profit and discount spend from the simulator (minor units). The oracle
-comparison (`simulate.truth.oracle` per cart) is not in it yet.
-
-    .venv/bin/python bench/policy_loop.py --profile default --seed 1 [--days 14] [--eval-days 7]
+    .venv/bin/python bench/policy_loop.py --profiles default fashion electronics --seeds 1 2 \
+        [--visitors 1500] [--explore-days 28] [--eval-days 7] [--exploration 0.3]
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
+import json
+import time
+from dataclasses import asdict, replace
 
-from cartrecover.simulate.run import run_simulation
+from cartrecover.simulate.loop import run_loop
 from cartrecover.simulate.shoppers import PROFILES
-
-FIXED_JOURNEY = """
-[[journey.steps]]
-name = "reminder"
-delay = "1h"
-channels = ["email", "sms"]
-template = "reminder"
-[[journey.steps]]
-name = "second reminder"
-delay = "24h"
-channels = ["email", "sms"]
-template = "reminder"
-[[journey.steps]]
-name = "last chance"
-delay = "72h"
-channels = ["email", "sms"]
-template = "incentive"
-incentive = { percent = 10, min_cart_value = "0" }
-"""
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="default", choices=sorted(PROFILES))
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--days", type=int, default=14)
+    parser.add_argument("--profiles", nargs="+", default=["default"], choices=sorted(PROFILES))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1])
+    parser.add_argument("--visitors", type=int, default=1500, help="visitors a day (the profiles' default: 300)")
+    parser.add_argument("--explore-days", type=int, default=28)
     parser.add_argument("--eval-days", type=int, default=7)
-    parser.add_argument("--exploration", default="0.3")
+    parser.add_argument("--exploration", type=float, default=0.3)
+    parser.add_argument("--json", help="also write every result to this file")
     args = parser.parse_args()
-    profile = PROFILES[args.profile]
-    base = Path(tempfile.mkdtemp(prefix="cartrecover-loop-"))
-    fixed_config = base / "fixed.toml"
-    fixed_config.write_text(FIXED_JOURNEY)
-    explore = {"CARTRECOVER_DECISIONS_EXPLORATION": args.exploration}
-    first = run_simulation(args.days, args.seed, profile, base / "learned", show=False, progress=False, env=explore)
-    shutil.copytree(base / "learned", base / "fixed")
-    until = first["end"].isoformat()
-    command = [sys.executable, "-m", "cartrecover", "train", "--data-dir", str(base / "learned"), "--until", until]
-    print(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
-    common = {"keys": first["keys"], "start": first["end"], "show": False, "progress": False}
-    fixed_env = {
-        "CARTRECOVER_DECISIONS_POLICY": "rules",
-        "CARTRECOVER_DECISIONS_EXPLORATION": "0",
-        "CARTRECOVER_CONFIG": str(fixed_config),
-    }
-    seed = args.seed + 1000
-    learned = run_simulation(args.eval_days, seed, profile, base / "learned", env={}, **common)  # type: ignore[arg-type]
-    fixed = run_simulation(args.eval_days, seed, profile, base / "fixed", env=fixed_env, **common)  # type: ignore[arg-type]
-    for name, summary in (("learned", learned), ("fixed journey", fixed)):
-        print(
-            f"{name:<14} true net incremental profit {summary['true_incremental_profit']:>12,.0f}   "
-            f"discount spend {summary['discount_spend']:>10,.0f}   message cost {summary['message_cost']:>8,.0f}"
-        )
-    ratio = learned["true_incremental_profit"] / fixed["true_incremental_profit"]
+    results = []
     print(
-        f"learned ÷ fixed: profit {ratio:.2f} (target ≥ 1.3), discounts "
-        f"{learned['discount_spend'] / max(fixed['discount_spend'], 1):.2f} (target ≤ 0.8); data in {base}"
+        f"{'profile':<18}{'seed':>5}{'carts':>7}  {'learned':>10}{'fixed':>10}{'oracle':>10}"
+        f"  {'÷ fixed':>8}{'÷ oracle':>9}  {'discount ÷ fixed':>16}  realised learned / fixed"
     )
+    for name in args.profiles:
+        profile = replace(PROFILES[name], shoppers_per_day=args.visitors)
+        for seed in args.seeds:
+            began = time.perf_counter()
+            result = run_loop(
+                profile, seed, explore_days=args.explore_days, eval_days=args.eval_days, exploration=args.exploration
+            )
+            realised = result.realised
+            print(
+                f"{profile.name:<18}{seed:>5}{result.carts:>7}  {result.learned.profit:>10,.0f}"
+                f"{result.fixed.profit:>10,.0f}{result.oracle.profit:>10,.0f}  {result.ratio('profit'):>8.2f}"
+                f"{result.ratio('oracle'):>9.2f}  {result.ratio('discount'):>16.2f}  "
+                f"{realised['learned']['true_incremental_profit']:,.0f} / {realised['fixed']['true_incremental_profit']:,.0f}"
+                f"  ({time.perf_counter() - began:.0f} s)",
+                flush=True,
+            )
+            results.append(result)
+    if args.json:
+        with open(args.json, "w") as file:
+            json.dump([asdict(r) for r in results], file, indent=1)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ due steps                         → schedule.claim.claim_due      (transaction
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -34,6 +35,8 @@ from cartrecover.ports.stores import Store
 from cartrecover.ports.unit_of_work import Database, UnitOfWork
 from cartrecover.schedule import claim, journeys
 from cartrecover.settings import Settings
+
+_log = logging.getLogger(__name__)
 
 LINKS_VALID_FOR = timedelta(days=30)
 JOURNEY_RUNNING = (CartStatus.ABANDONED, CartStatus.RECOVERING)
@@ -120,7 +123,13 @@ class Journeys:
         bundle = None
         if version is not None:
             found = uow.models.active(store_id)
-            bundle = Bundle.from_bytes(found[1], found[0]) if found else None
+            try:
+                bundle = Bundle.from_bytes(found[1], found[0]) if found else None
+            except ValueError as exc:  # a bundle of another version's format: the rules decide until it is retrained
+                _log.warning(
+                    "store %s: model v%s cannot be used (%s); the rule-based journey decides", store_id, version, exc
+                )
+                bundle = None
         self._bundles[store_id] = (now, version, bundle)
         return bundle
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +18,7 @@ MODEL = ResponseModel(
     lift={"email": 0.2, "sms": 0.3},
     half_life_hours=24,
     lift_per_percent_off=0.01,
+    regular_incentive_share=1.0,
     sms_annoyance=0.25,
     stop_probability=0.0,
     idle_click_probability=0.0,
@@ -42,6 +44,14 @@ def test_a_touch_lifts_by_its_channel_and_the_lift_halves_with_each_half_life() 
 
 def test_an_incentive_adds_its_percent_times_the_lift_per_percent() -> None:
     assert MODEL.effect(Kind.REGULAR, touch(0, percent_off=10), 0) == pytest.approx(0.3)
+
+
+def test_a_regular_shopper_gets_only_their_share_of_an_incentives_lift() -> None:
+    model = replace(MODEL, regular_incentive_share=0.25)
+    incentive = model.effect(Kind.DISCOUNT_ONLY, touch(0, percent_off=10), 0)
+    assert incentive == pytest.approx(0.1)
+    assert model.effect(Kind.REGULAR, touch(0, percent_off=10), 0) == pytest.approx(0.2 + 0.25 * incentive)
+    assert model.effect(Kind.SMS_ANNOYED, touch(0, percent_off=10), 0) == pytest.approx(0.2 + 0.25 * incentive)
 
 
 def test_a_discount_only_shopper_moves_only_for_an_incentive_and_never_comes_back_alone() -> None:

@@ -101,6 +101,10 @@ def _add_demo(sub: Any, common: argparse.ArgumentParser) -> None:
     demo.add_argument("--days", type=int, default=21, help="simulated days of arrivals (default 21)")
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--shoppers", type=int, help="visitors a day (default: the simulator's 300)")
+    demo.add_argument(
+        "--learning-loop", choices=("on", "off"), default="on",
+        help="then explore, train and deploy a model on a busier store, against the fixed journey (default on)",
+    )  # fmt: skip
     demo.set_defaults(run=_demo)
 
 
@@ -319,7 +323,12 @@ def _demo(args: argparse.Namespace) -> int:
     from cartrecover.simulate.demo import run_demo
 
     data_dir = Path(args.data_dir) if args.data_dir else None
-    return run_demo(data_dir=data_dir, days=args.days, seed=args.seed, shoppers=args.shoppers)
+    status = run_demo(data_dir=data_dir, days=args.days, seed=args.seed, shoppers=args.shoppers)
+    if args.learning_loop == "on":
+        from cartrecover.simulate.demo import run_learning_loop
+
+        status = max(status, run_learning_loop(data_dir=data_dir / "learning-loop" if data_dir else None))
+    return status
 
 
 def _simulate(args: argparse.Namespace) -> int:

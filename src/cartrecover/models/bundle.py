@@ -16,11 +16,11 @@ import numpy as np
 
 from cartrecover.models.calibration import Isotonic
 from cartrecover.models.clv import Clv
-from cartrecover.models.outcome import Outcome
+from cartrecover.models.effects import Effects
 from cartrecover.models.sendtime import SendTime
 from cartrecover.models.trees import Trees
 
-FORMAT = 1
+FORMAT = 2  # 2: the contact model is models.effects (1 had boosted trees for it)
 
 
 @dataclass
@@ -32,7 +32,7 @@ class Bundle:
     action_names: tuple[str, ...]
     propensity: Trees
     calibration: Isotonic
-    outcome: Outcome
+    effects: Effects
     clv: Clv | None = None
     send_time: SendTime | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -48,7 +48,7 @@ class Bundle:
         base = self._base(row)
         uncalibrated = _logistic(base)
         shift = float(self.calibration.apply(uncalibrated)) - uncalibrated
-        treated: np.ndarray = np.clip(self.outcome.outcomes(base, row, actions) + shift, 0.0, 1.0)
+        treated: np.ndarray = np.clip(self.effects.outcomes(base, row, actions) + shift, 0.0, 1.0)
         return treated
 
     def _base(self, row: np.ndarray) -> float:
@@ -73,7 +73,7 @@ class Bundle:
             "action_names": list(self.action_names),
             "propensity": self.propensity.text,
             "calibration": self.calibration.to_dict(),
-            "outcome": self.outcome.to_dict(),
+            "effects": self.effects.to_dict(),
             "clv": self.clv.to_dict() if self.clv else None,
             "send_time": self.send_time.to_dict() if self.send_time else None,
             "metrics": self.metrics,
@@ -85,14 +85,14 @@ class Bundle:
         """Load a bundle from the registry; a format this code does not know is an error, not a guess."""
         data = json.loads(body)
         if data.get("format") != FORMAT:
-            raise ValueError(f"model bundle format {data.get('format')!r}; this version reads {FORMAT}")
+            raise ValueError(f"model bundle format {data.get('format')!r}; this version reads {FORMAT}: train again")
         return cls(
             feature_version=data["feature_version"],
             feature_names=tuple(data["feature_names"]),
             action_names=tuple(data["action_names"]),
             propensity=Trees.from_text(data["propensity"]),
             calibration=Isotonic.from_dict(data["calibration"]),
-            outcome=Outcome.from_dict(data["outcome"]),
+            effects=Effects.from_dict(data["effects"]),
             clv=Clv.from_dict(data["clv"]) if data.get("clv") else None,
             send_time=SendTime.from_dict(data["send_time"]) if data.get("send_time") else None,
             metrics=data.get("metrics", {}),

@@ -3,7 +3,9 @@
 The shopper simulator (run.py) plays the store against `cartrecover serve --clock manual`; the demo then prints
 the engine's own `cartrecover report` for the run, the simulator's true incremental revenue beside the report's
 estimate and interval, whether every cart reached the status its traffic implies, the messages sent and one
-journey an order stopped, and how to open the dashboard on the data afterwards.
+journey an order stopped, and how to open the dashboard on the data afterwards. Then the learning loop
+(simulate/loop.py): a busier store explores, `cartrecover train` fits its models, and the learned policy runs
+against the fixed journey on the same shoppers.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ from typing import Any
 import httpx
 
 from cartrecover.simulate.compare import print_summary
+from cartrecover.simulate.loop import run_loop
 from cartrecover.simulate.run import run_simulation
 from cartrecover.simulate.server import iso
 from cartrecover.simulate.shoppers import StoreProfile
 
 STORE = "demo-shop"
 PORT = 8080  # `cartrecover serve`'s default
+LOOP_VISITORS, LOOP_EXPLORE_DAYS, LOOP_EVAL_DAYS = 1500, 28, 7  # the learning loop's store and weeks
 
 
 def run_demo(data_dir: Path | None = None, days: int = 21, seed: int = 7, shoppers: int | None = None) -> int:
@@ -46,6 +50,41 @@ def run_demo(data_dir: Path | None = None, days: int = 21, seed: int = 7, shoppe
     _print_dashboard(data_dir, summary)
     print(f"\n{days} simulated days in {summary['wall_seconds']:.0f} s wall time")
     return 0 if consistent else 1
+
+
+def run_learning_loop(data_dir: Path | None = None, seed: int = 1) -> int:
+    """Explore, train and deploy on a busier store; 0 when the learned policy beats the fixed journey."""
+    visitors, explore_days, eval_days = LOOP_VISITORS, LOOP_EXPLORE_DAYS, LOOP_EVAL_DAYS
+    profile = replace(StoreProfile(name=STORE), shoppers_per_day=visitors)
+    print(
+        f"\nthe learning loop: {explore_days} days of {STORE} at {visitors} visitors a day exploring, "
+        f"`cartrecover train`, then {eval_days} days with the model, and the same {eval_days} days under the "
+        f"fixed 1h / 24h / 72h + 10 % journey (a few minutes)"
+    )
+    result = run_loop(
+        profile, seed, explore_days=explore_days, eval_days=eval_days, data_dir=data_dir, progress=True,
+        say=lambda line: print(f"  {line}", flush=True),
+    )  # fmt: skip
+    print("\n" + "\n".join("  " + line for line in result.training.strip().splitlines()[:12]))
+    print(f"\nexpected net incremental profit on the {result.carts} treated carts of the {eval_days} days "
+          f"(the simulator's exact expectation, {profile.currency} minor units):")  # fmt: skip
+    for name, priced in (
+        ("learned policy", result.learned),
+        ("fixed journey", result.fixed),
+        ("oracle", result.oracle),
+    ):
+        print(
+            f"  {name:<16}{priced.profit:>12,.0f}   discounts {priced.discount:>10,.0f}   messages {priced.messages:>8,.0f}"
+        )
+    realised = result.realised
+    print(
+        f"  learned ÷ fixed {result.ratio('profit'):.2f}, of the oracle {result.ratio('oracle'):.0%}; as realised "
+        f"in the two runs: {realised['learned']['true_incremental_profit']:,.0f} against "
+        f"{realised['fixed']['true_incremental_profit']:,.0f}"
+    )
+    top = sorted(result.plans.items(), key=lambda item: -item[1])[:6]
+    print("  the learned run's plans: " + ", ".join(f"{name} ({count})" for name, count in top))
+    return 0 if result.learned.profit > result.fixed.profit else 1
 
 
 def _a_journey_stopped_by_an_order(http: httpx.Client, admin: dict[str, str]) -> dict[str, Any]:

@@ -111,6 +111,9 @@ class ResponseModel:
     lift_per_percent_off: float = 0.008  # an incentive of 10 % off adds 0.08 (on a cart of the reference value)
     incentive_value_reference: float = 75.0  # a cart of this value (major units) gets the lift per percent as is
     incentive_value_elasticity: float = 0.5  # a cart k times dearer gets k ** this times as much (at most 3 times)
+    # A regular (or SMS-annoyed) shopper, who would answer a reminder, is moved by an incentive only this share as
+    # much as a deal-seeker: price matters less to them (the heterogeneity that makes blanket discounts wasteful).
+    regular_incentive_share: float = 1.0
     discount_only_share: float = 0.14  # the kinds' shares for a shopper showing no signal; the odds shift them
     never_share: float = 0.27
     sms_annoyed_share: float = 0.09
@@ -185,7 +188,7 @@ class ResponseModel:
             return incentive * decay
         if kind is Kind.SMS_ANNOYED and touch.channel == "sms":
             return -self.sms_annoyance
-        return (self.lift.get(touch.channel, 0.0) + incentive) * decay
+        return (self.lift.get(touch.channel, 0.0) + incentive * self.regular_incentive_share) * decay
 
 
 @dataclass(frozen=True)

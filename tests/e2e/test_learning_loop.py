@@ -1,0 +1,54 @@
+"""The learning loop as the demo runs it: explore, `cartrecover train` in its own process, deploy, price with the truth.
+
+A small store and few days, so the model is weak: this checks the loop's plumbing and the pricing's invariants.
+Whether the learned policy beats the fixed journey is a benchmark (bench/policy_loop.py, docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from cartrecover.bootstrap import build_engine
+from cartrecover.settings import load_settings
+from cartrecover.simulate.loop import fixed_plan, run_loop
+from cartrecover.simulate.run import START
+from cartrecover.simulate.shoppers import StoreProfile
+
+
+@pytest.mark.slow
+def test_the_loop_trains_a_model_deploys_it_and_prices_every_policy_on_the_same_carts(tmp_path: Path) -> None:
+    profile = replace(StoreProfile(), shoppers_per_day=400)
+    result = run_loop(profile, 3, explore_days=10, eval_days=2, exploration=0.5, data_dir=tmp_path, fixed_run=False)
+
+    assert "model v1 of sim-shop: active" in result.training
+    engine = build_engine(load_settings(None, data_dir=tmp_path / "learned"))
+    try:
+        store = engine.stores.named_or_only(None)
+        with engine.database.read() as uow:
+            assert uow.models.active_version(store.store_id) == 1
+            records = uow.decisions.between(store.store_id, START, START + timedelta(days=30))
+    finally:
+        engine.close()
+    assert result.deployed_at is not None
+    before = {r.policy for r in records if r.at < result.deployed_at and r.group == "treated"}
+    after = [r for r in records if r.at >= result.deployed_at and r.group == "treated" and not r.explored]
+    assert before == {"rules-v1", "explore"} and after and {r.policy for r in after} == {"learned:v1"}
+    assert result.carts == sum(result.plans.values()) > 0
+    # the oracle chooses per shopper among the same candidates, knowing their kind: nothing beats it in expectation
+    assert result.oracle.profit >= result.learned.profit - 1e-6
+    assert result.oracle.profit >= result.fixed.profit - 1e-6
+    assert result.fixed.discount > 0 and result.fixed.messages > result.carts * 0.5
+
+
+def test_the_fixed_journey_is_email_else_sms_with_ten_percent_off_on_the_third_touch() -> None:
+    plan = fixed_plan({"sms", "email"})
+    assert [(t.delay_hours, t.channel, t.percent_off) for t in plan] == [
+        (1.0, "email", 0),
+        (24.0, "email", 0),
+        (72.0, "email", 10),
+    ]
+    assert {t.channel for t in fixed_plan({"sms"})} == {"sms"} and fixed_plan(()) == ()
