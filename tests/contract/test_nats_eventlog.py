@@ -17,8 +17,9 @@ from nats.js import api
 
 from cartrecover.adapters.nats import NatsEventLog
 from cartrecover.adapters.nats._options import NatsOptions, check_fsync
+from cartrecover.adapters.nats._stream import EventStream
 from cartrecover.bootstrap import build_engine, open_event_log
-from cartrecover.domain.events import EventKind
+from cartrecover.domain.events import EventKind, redacted
 from cartrecover.entrypoints.http.app import create_app
 from cartrecover.errors import ConfigError, StoreError
 from cartrecover.settings import Settings
@@ -151,3 +152,31 @@ def test_an_unreachable_server_is_a_store_error_that_names_it_without_its_passwo
         NatsEventLog.from_url(f"nats://app:hunter2@127.0.0.1:{port}/?timeout=0.3")
 
     assert "hunter2" not in str(raised.value)
+
+
+@pytest.mark.parametrize("interrupted_at", ["_mark", "_erase"])
+def test_a_scrub_interrupted_midway_finishes_when_run_again(
+    url: str, interrupted_at: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = NatsEventLog.from_url(url, durability="normal")
+    try:
+        jane, other = event(store_id=4, email="jane@example.com"), event(store_id=4)
+        log.append([jane, other])
+        step = getattr(EventStream, interrupted_at)
+
+        async def fail(*args: object) -> None:
+            raise StoreError("interrupted")
+
+        monkeypatch.setattr(EventStream, interrupted_at, fail)
+        with pytest.raises(StoreError):
+            log.scrub(4, {("email", "jane@example.com")})
+        monkeypatch.setattr(EventStream, interrupted_at, step)
+
+        assert log.scrub(4, {("email", "jane@example.com")}) == 1
+        assert log.scrub(4, {("email", "jane@example.com")}) == 0
+        assert log.read_after(0, 10) == [(1, redacted(jane)), (2, other)]
+        assert log.append([jane]) == [False]
+        assert log.last_offset() == 2
+        assert log.erase_store(4) == 2
+    finally:
+        log.close()

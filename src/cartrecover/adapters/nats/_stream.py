@@ -75,6 +75,7 @@ class EventStream:
             max_msgs=-1,
             max_bytes=-1,
             max_age=0,
+            max_msgs_per_subject=1 if name == self._scrubbed else -1,  # a scrub run again replaces its copy
             duplicate_window=120,
             deny_purge=True,  # offsets are the log's identity: nothing but an erasure removes a message
             allow_direct=False,  # reads go to the leader, never to a replica that is behind
@@ -195,11 +196,11 @@ class EventStream:
         """
         originals, marked = await self._scan(store_id)
         tail: tuple[int, int] | None = None
-        count = len(marked) if count_erased else 0
+        count = len(marked - {seq for seq, _, _ in originals}) if count_erased else 0
         for seq, subject, event in originals:
             if not matches(event):
                 continue
-            count += seq not in marked
+            count += 1  # still stored, so still to scrub (a marked one is from a scrub that was interrupted)
             clean = redacted(event)
             if clean == event:
                 continue  # nothing personal in it
