@@ -6,6 +6,9 @@ Whether the learned policy beats the fixed journey is a benchmark (bench/policy_
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -43,6 +46,21 @@ def test_the_loop_trains_a_model_deploys_it_and_prices_every_policy_on_the_same_
     assert result.oracle.profit >= result.fixed.profit - 1e-6
     assert result.fixed.discount > 0 and result.fixed.messages > result.carts * 0.5
 
+    # the registry and the offline evaluation, as a user reads them
+    data = ("--data-dir", str(tmp_path / "learned"))
+    (listed,) = json.loads(cli("models", "list", "--json", *data).stdout)
+    assert listed["version"] == 1 and listed["active"] and listed["metrics"]["offline_check_passed"] == 1.0
+    assert listed["metrics"]["offline_dr_value"] > listed["metrics"]["offline_running_value"]
+    assert "cannot evaluate model v1: no logged decision" in cli("evaluate-policy", *data, check=False).stderr
+    later = ("--until", "2031-01-01T00:00:00+00:00")  # the simulated days are in 2030; "now" is before them
+    evaluated = json.loads(cli("evaluate-policy", "--json", *later, *data).stdout)
+    (dr,) = [e for e in evaluated["estimates"] if e["estimator"] == "doubly_robust"]
+    assert evaluated["version"] == 1 and evaluated["decisions"] > 100 and dr["low"] <= dr["value"] <= dr["high"]
+    assert "the rule-based journey runs" in cli("models", "activate", "none", *data).stdout
+    assert not json.loads(cli("models", "list", "--json", *data).stdout)[0]["active"]
+    refused = cli("models", "activate", "7", *data, check=False)
+    assert refused.returncode != 0 and "no model v7" in refused.stderr
+
 
 def test_the_fixed_journey_is_email_else_sms_with_ten_percent_off_on_the_third_touch() -> None:
     plan = fixed_plan({"sms", "email"})
@@ -52,3 +70,10 @@ def test_the_fixed_journey_is_email_else_sms_with_ten_percent_off_on_the_third_t
         (72.0, "email", 10),
     ]
     assert {t.channel for t in fixed_plan({"sms"})} == {"sms"} and fixed_plan(()) == ()
+
+
+def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    run = subprocess.run([sys.executable, "-m", "cartrecover", *args], capture_output=True, text=True, check=False)
+    if check:
+        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    return run

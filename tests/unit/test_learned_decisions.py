@@ -28,7 +28,7 @@ from cartrecover.domain.events import LineItem
 from cartrecover.domain.journey import Channel
 from cartrecover.engine import Engine
 from cartrecover.ingest import segment
-from cartrecover.learn.evaluate import evaluate
+from cartrecover.learn.evaluate import check, evaluate
 from cartrecover.learn.train import Example, NotEnoughData, train
 from cartrecover.models.bundle import Bundle
 from cartrecover.models.sendtime import SendTime
@@ -379,6 +379,35 @@ def test_the_contact_model_recovers_who_an_incentive_moves_from_randomised_decis
     assert abs(lift[False][1] - lift[False][0]) < 0.1  # the penalty lets a little of it leak to everyone
     assert lift[True][1] - lift[True][0] > 4 * abs(lift[False][1] - lift[False][0])
     assert lift[False][0] == pytest.approx(0.03, abs=0.03)
+
+
+def running_journey_log(count: int, seed: int = 2) -> list[Example]:
+    """synthetic_log's truth with a running policy: 70 % of decisions get "email 1h+24h+72h" (no discount, a
+    propensity of 0.7 plus its share of the draw), the rest explore uniformly, as the rules do before a model."""
+    journey = next(p for p in PLANS if p.name == "email 1h+24h+72h")
+    found = []
+    for example in synthetic_log(count, seed):
+        record = example.record
+        if record.group == "treated" and random.Random(f"{seed}/{record.cart_id}").random() < 0.7:
+            deals = record.features[features.NAMES.index("traffic")] == 5
+            p = 0.02 * 3 if deals else 0.3 + 0.03 * 3
+            ordered = random.Random(f"{seed}/order/{record.cart_id}").random() < p
+            record = replace(record, policy="rules-v1", plan=journey.name, action=journey.describe(), explored=False)
+            record.propensity = 0.7 + 0.3 / len(PLANS)
+            found.append(Example(record, ordered, example.value))
+            continue
+        found.append(example)
+    return found
+
+
+def test_a_model_goes_live_only_after_beating_the_running_policy_on_decisions_it_was_not_fitted_on() -> None:
+    config = DecisionConfig(channels=(Channel.EMAIL,), margin=0.5)
+    passed = check(running_journey_log(8000), [], config, max_discount=30)
+    assert passed.passed and passed.estimate is not None and passed.decisions > 0
+    assert passed.estimate.value > passed.running_value  # deal traffic is worth a discount the journey never gives
+    assert passed.metrics()["offline_check_passed"] == 1.0
+    thin = check(running_journey_log(400), [], config, max_discount=30)
+    assert not thin.passed and "too little data" in thin.reason
 
 
 # --- send time -------------------------------------------------------------------------------------------------

@@ -24,6 +24,9 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     train.add_argument("--store", help="the store's name (default: the only one)")
     train.add_argument("--until", help="use decisions whose recovery window closed before this ISO time (default: now)")
     train.add_argument("--no-activate", action="store_true", help="register the bundle without making it active")
+    train.add_argument(
+        "--force", action="store_true", help="activate it even if it did not beat the running policy offline"
+    )
     train.add_argument("--json", action="store_true", help="print the metrics as JSON")
     train.set_defaults(run=_train)
 
@@ -60,13 +63,14 @@ def _engine_and_store(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from cartrecover.learn import train
+    from cartrecover.learn import evaluate, train
 
     engine, store = _engine_and_store(args)
     try:
         until = datetime.fromisoformat(args.until) if args.until else engine.clock.now()
         window = engine.settings.rules.recovery_window
-        steps = ["examples", "no-contact model", "contact model", "lifetime value", "send time", "registry"]
+        steps = ["examples", "no-contact model", "contact model", "lifetime value", "send time", "offline check"]
+        steps.append("registry")
         with tqdm(total=len(steps), unit="step", desc=f"training {store.name}", file=sys.stderr) as bar:
 
             def progress(step: str) -> None:
@@ -82,18 +86,27 @@ def _train(args: argparse.Namespace) -> int:
             except train.NotEnoughData as exc:
                 print(f"not enough data yet: {exc}; the rule-based journey keeps running", file=sys.stderr)
                 return 3
+            settings = engine.settings
+            checked = evaluate.check(found, purchasers, settings.decisions, settings.guardrails.max_discount_percent)
+            trained.metrics.update(checked.metrics())
+            progress("offline check")
+            activate = not args.no_activate and (checked.passed or args.force)
             with engine.database.write() as uow:
-                version = uow.models.add(
-                    store.store_id, until, trained.metrics, trained.bundle.to_bytes(), not args.no_activate
-                )
+                version = uow.models.add(store.store_id, until, trained.metrics, trained.bundle.to_bytes(), activate)
             progress("registry")
     finally:
         engine.close()
     if args.json:
-        sys.stdout.write(json.dumps({"version": version, "metrics": trained.metrics}, indent=2) + "\n")
+        document = {"version": version, "active": activate, "offline_check": checked.reason}
+        sys.stdout.write(json.dumps({**document, "metrics": trained.metrics}, indent=2) + "\n")
     else:
-        state = "registered" if args.no_activate else "active"
+        state = "active" if activate else "registered, not active"
         print(f"model v{version} of {store.name}: {state}")
+        print(f"  offline check: {checked.reason}")
+        if not checked.passed and not args.no_activate:
+            print(
+                "  " + ("activated anyway (--force)" if args.force else "the running policy stays; --force overrides")
+            )
         for name, value in trained.metrics.items():
             print(f"  {name:<32} {value:.4g}" if isinstance(value, float) else f"  {name:<32} {value}")
     return 0
@@ -156,7 +169,11 @@ def _evaluate(args: argparse.Namespace) -> int:
             found = train.examples(uow, store.store_id, until, engine.settings.rules.recovery_window)
         bundle = Bundle.from_bytes(body, chosen.version)
         settings = engine.settings
-        result = evaluate.evaluate(found, bundle, settings.decisions, settings.guardrails.max_discount_percent)
+        try:
+            result = evaluate.evaluate(found, bundle, settings.decisions, settings.guardrails.max_discount_percent)
+        except ValueError as exc:  # nothing to evaluate on: a message, not a traceback
+            print(f"cannot evaluate model v{chosen.version}: {exc}", file=sys.stderr)
+            return 3
     finally:
         engine.close()
     if args.json:

@@ -19,8 +19,11 @@ from cartrecover.decide.actions import Plan, reachable
 from cartrecover.decision_settings import DecisionConfig
 from cartrecover.domain.journey import Channel
 from cartrecover.learn import ope
-from cartrecover.learn.train import Example
+from cartrecover.learn.train import Example, NotEnoughData, train
 from cartrecover.models.bundle import Bundle
+from cartrecover.ports.shoppers import Shopper
+
+HELD_OUT = 0.2  # the newest share of the log a candidate is checked on before it may go live
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,66 @@ def evaluate(found: Sequence[Example], bundle: Bundle, config: DecisionConfig, m
         ope.doubly_robust(r, p, t, q, e),
     )
     return Evaluation(len(usable), float(r.mean()), estimates, float(t.mean()))
+
+
+@dataclass(frozen=True)
+class Check:
+    """Whether a new model's policy beat the one running, offline, on the newest decisions it was not fitted on."""
+
+    passed: bool
+    reason: str
+    decisions: int = 0
+    running_value: float = float("nan")  # what the running policy's own (non-exploring) decisions earned, mean
+    estimate: ope.Estimate | None = None  # the doubly robust value of the candidate's policy
+
+    def metrics(self) -> dict[str, float]:
+        """For the registry's metrics."""
+        if self.estimate is None:
+            return {"offline_check_passed": float(self.passed)}
+        return {
+            "offline_check_passed": float(self.passed),
+            "offline_decisions": float(self.decisions),
+            "offline_running_value": self.running_value,
+            "offline_dr_value": self.estimate.value,
+            "offline_dr_low": self.estimate.low,
+            "offline_dr_high": self.estimate.high,
+        }
+
+
+def check(found: Sequence[Example], purchasers: Sequence[Shopper], config: DecisionConfig, max_discount: int) -> Check:
+    """Fit on the older part of `found` (oldest first), then compare on the newest part: the candidate's doubly
+    robust value per decision against what the running policy's own decisions earned there."""
+    cut = int(len(found) * (1 - HELD_OUT))
+    older, newest = found[:cut], found[cut:]
+    try:
+        candidate = train(older, purchasers).bundle
+    except NotEnoughData as exc:
+        return Check(False, f"too little data to check a model offline ({exc})")
+    running = [
+        _profit(float(e.ordered), e.value, config.margin, e.record.action[5], _cost(config, max_discount, e.record.action))
+        for e in newest
+        if e.record.group == "treated" and not e.record.explored and e.record.propensity
+    ]  # fmt: skip
+    try:
+        result = evaluate(newest, candidate, config, max_discount)
+    except ValueError as exc:
+        return Check(False, str(exc))
+    if len(running) < 30:
+        return Check(False, f"only {len(running)} decisions of the running policy among the newest to compare with")
+    running_value = float(np.mean(running))
+    dr = next(e for e in result.estimates if e.estimator == "doubly_robust")
+    passed = dr.value > running_value
+    verdict = "beats" if passed else "does not beat"
+    reason = (
+        f"on the newest {result.decisions} decisions the model's policy {verdict} the running one: "
+        f"DR {dr.value:.3f} per decision (95 % {dr.low:.3f} to {dr.high:.3f}) against {running_value:.3f}"
+    )
+    return Check(passed, reason, result.decisions, running_value, dr)
+
+
+def _cost(config: DecisionConfig, max_discount: int, action: Sequence[float]) -> float:
+    plan = next((p for p in config.plans() if p.describe() == list(action)), None)
+    return config.economics(max_discount).cost(plan) if plan is not None else 0.0
 
 
 def _profit(p_order: float, value: float, margin: float, percent: float, cost: float) -> float:
