@@ -73,7 +73,8 @@ def synthetic_log(count: int, config: DecisionConfig) -> list[Example]:
             1, cart.cart_id, cart.shopper_id, cart.abandoned_at or START, "holdout" if holdout else "treated",
             "bench", plan.name, plan.describe(), row, features.VERSION, None if holdout else 1 / len(plans),
         )  # fmt: skip
-        found.append(Example(record, rng.random() < base + lift, cart.value / 100))
+        ordered = rng.random() < base + lift
+        found.append(Example(record, ordered, cart.value / 100, discounted=ordered and plan.percent_off > 0))
     return found
 
 

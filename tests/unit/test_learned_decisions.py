@@ -196,6 +196,9 @@ class Truth:
     def explain(self, row: np.ndarray, top: int) -> list[tuple[str, float]]:
         return [("cart_value", 0.5)][:top]
 
+    def discount_shares(self, row: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        return np.ones(len(actions))
+
 
 PLANS = DecisionConfig(channels=(Channel.EMAIL,)).plans()
 
@@ -278,7 +281,8 @@ def synthetic_log(count: int, seed: int = 1) -> list[Example]:
             1, cart.cart_id, cart.shopper_id, START + number * timedelta(minutes=1), group, "explore", plan.name,
             plan.describe(), row, features.VERSION, None if holdout else 1 / len(plans), explored=not holdout,
         )  # fmt: skip
-        found.append(Example(record, rng.random() < p, cart.value / 100))
+        ordered = rng.random() < p
+        found.append(Example(record, ordered, cart.value / 100, discounted=ordered and percent > 0))
     return found
 
 
@@ -303,6 +307,29 @@ def test_a_trained_bundle_learns_who_needs_a_discount_and_who_does_not(bundle: B
     assert hunter.plan.percent_off >= 10 and regular.plan.percent_off == 0
     assert bundle.no_contact(np.asarray(rows[False])) > 0.2 > bundle.no_contact(np.asarray(rows[True]))
     assert hunter.contributions and hunter.contributions[0][0] == "traffic"
+
+
+def test_a_late_offer_is_charged_only_for_the_share_of_orders_that_use_it() -> None:
+    rng = random.Random(5)
+    found = []
+    for example in synthetic_log(6000, seed=4):  # a third-touch offer is used by 30 % of its orders, a first by all
+        late = example.record.action[0] == 3
+        used = example.discounted and (not late or rng.random() < 0.3)
+        found.append(replace(example, discounted=used))
+    trained = train(found, [])
+    assert trained.bundle.discount is not None and 0.4 < trained.metrics["discount_used_rate"] < 0.9
+    early = next(p for p in PLANS if p.name == "email 1h 15% off")
+    late = next(p for p in PLANS if p.name == "email 1h+24h+72h 15% off")
+    row = np.asarray(found[0].record.features)
+    shares = trained.bundle.discount_shares(row, np.asarray([early.describe(), late.describe()]))
+    assert shares[0] > 0.85 and 0.15 < shares[1] < 0.45
+    choice = policy.choose(
+        trained.bundle, row.tolist(), [late], order_value=50, clv=0, economics=policy.Economics(margin=0.5),
+        exploration=0, seed="x", explain=0,
+    )  # fmt: skip
+    valued = choice.chosen if choice.plan is late else choice.runner_up
+    assert valued is not None and valued.plan is late
+    assert valued.incentive == pytest.approx(valued.p_order * shares[1] * 0.15 * 50)
 
 
 def test_a_bundle_reads_back_from_the_registry_form_with_the_same_scores(bundle: Bundle) -> None:
@@ -394,7 +421,7 @@ def running_journey_log(count: int, seed: int = 2) -> list[Example]:
             ordered = random.Random(f"{seed}/order/{record.cart_id}").random() < p
             record = replace(record, policy="rules-v1", plan=journey.name, action=journey.describe(), explored=False)
             record.propensity = 0.7 + 0.3 / len(PLANS)
-            found.append(Example(record, ordered, example.value))
+            found.append(Example(record, ordered, example.value, discounted=ordered and journey.percent_off > 0))
             continue
         found.append(example)
     return found

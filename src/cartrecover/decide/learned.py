@@ -125,7 +125,7 @@ def decide(
         )  # fmt: skip
         record = _record(cart, row, "treated", f"learned:v{models.version}", choice.plan, propensity=choice.propensity)
         record.explored, record.model_version = choice.explored, int(models.version)
-        record.incentive = choice.chosen.p_order * choice.plan.percent_off / 100 * value
+        record.incentive = choice.chosen.incentive
         record.scores = _scores(choice)
         record.contributions = choice.contributions
         why = "explored: a random allowed plan" if choice.explored else "the best expected incremental profit"

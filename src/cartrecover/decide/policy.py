@@ -3,11 +3,14 @@
 For each candidate plan a (DESIGN.md section 5):
 
     value(a) = uplift(a) · (order value + clv_weight · lifetime value) · margin
-               − P(order | a) · percent_off(a) · order value
-               − Σ channel cost of its touches
+               − P(order | a) · P(the order uses the incentive | a) · percent_off(a) · order value
+               − Σ channel costs of its touches
 
-and value(no contact) = 0. The incentive is charged on every order the plan may bring, including the orders
-that would have come anyway: that is what makes a discount to a shopper who returns alone a loss.
+and value(no contact) = 0. The incentive is charged on every order the plan may bring through its offer,
+including the orders that would have come anyway: that is what makes a discount to a shopper who returns alone
+a loss. An offer that comes late is used by fewer of the orders (the earlier reminders and the shoppers who come
+back alone take the rest): the bundle learns that share from which logged orders used our codes; without it,
+every order is charged.
 
 A share of decisions explores: it picks uniformly among the allowed plans, and every decision records the
 probability its plan had of being chosen (its propensity), so that uplift can be learned without bias and a new
@@ -44,6 +47,10 @@ class Scorer(Protocol):
         """The features that moved the no-contact prediction most (TreeSHAP), largest first."""
         ...
 
+    def discount_shares(self, row: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """For each plan, the share of its orders that would use its incentive (1 where unknown)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Economics:
@@ -73,6 +80,7 @@ class Valued:
     p_order: float
     uplift: float
     value: float
+    incentive: float = 0.0  # the expected discount it gives, in the store's major units
 
 
 @dataclass(frozen=True)
@@ -106,12 +114,15 @@ def choose(
     x = np.asarray(row, dtype=np.float64)
     p0 = scorer.no_contact(x)
     treated = allowed[1:]
-    probabilities = scorer.outcomes(x, np.asarray([p.describe() for p in treated])) if treated else np.empty(0)
+    described = np.asarray([p.describe() for p in treated])
+    probabilities = scorer.outcomes(x, described) if treated else np.empty(0)
+    used = scorer.discount_shares(x, described) if treated else np.empty(0)
     worth = (order_value + economics.clv_weight * clv) * economics.margin
     valued = [Valued(NO_CONTACT, p0, 0.0, 0.0)]
-    for plan, p in zip(treated, probabilities.tolist(), strict=True):
-        value = (p - p0) * worth - p * plan.percent_off / 100 * order_value - economics.cost(plan)
-        valued.append(Valued(plan, p, p - p0, value))
+    for plan, p, q in zip(treated, probabilities.tolist(), used.tolist(), strict=True):
+        incentive = p * q * plan.percent_off / 100 * order_value
+        value = (p - p0) * worth - incentive - economics.cost(plan)
+        valued.append(Valued(plan, p, p - p0, value, incentive))
     ranked = sorted(valued, key=lambda v: v.value, reverse=True)
     best = ranked[0]
     share = exploration / len(valued)

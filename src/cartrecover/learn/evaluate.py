@@ -54,14 +54,16 @@ def evaluate(found: Sequence[Example], bundle: Bundle, config: DecisionConfig, m
         )  # fmt: skip
         logged_plan = next((p for p in plans if p.describe() == record.action), None)
         percent, cost = record.action[5], economics.cost(logged_plan) if logged_plan else 0.0
-        reward.append(_profit(float(example.ordered), example.value, config.margin, percent, cost))
+        given = percent if example.discounted else 0.0  # the discount the order really took
+        reward.append(_profit(float(example.ordered), example.value, config.margin, given, cost))
         logged.append(record.propensity or 1.0)
         target.append(float(choice.plan.describe() == record.action))
-        p_logged = _p_order(bundle, row, record.action)
-        predicted.append(_profit(p_logged, example.value, config.margin, percent, cost))
+        p_logged, q_logged = _p_order(bundle, row, record.action)
+        predicted.append(_profit(p_logged, example.value, config.margin, percent * q_logged, cost))
         chosen = choice.plan
-        p_chosen = choice.chosen.p_order
-        expected.append(_profit(p_chosen, example.value, config.margin, chosen.percent_off, economics.cost(chosen)))
+        expected.append(
+            choice.chosen.p_order * example.value * config.margin - choice.chosen.incentive - economics.cost(chosen)
+        )
     arrays = [np.asarray(a, dtype=np.float64) for a in (reward, logged, target, predicted, expected)]
     r, p, t, q, e = arrays
     estimates = (
@@ -106,7 +108,7 @@ def check(found: Sequence[Example], purchasers: Sequence[Shopper], config: Decis
     except NotEnoughData as exc:
         return Check(False, f"too little data to check a model offline ({exc})")
     running = [
-        _profit(float(e.ordered), e.value, config.margin, e.record.action[5], _cost(config, max_discount, e.record.action))
+        _profit(float(e.ordered), e.value, config.margin, e.record.action[5] * e.discounted, _cost(config, max_discount, e.record.action))
         for e in newest
         if e.record.group == "treated" and not e.record.explored and e.record.propensity
     ]  # fmt: skip
@@ -145,8 +147,10 @@ def _reachable(plans: Sequence[Plan], row: Sequence[float]) -> list[Plan]:
     return [p for p in plans if p.touches and reachable(p, usable)]
 
 
-def _p_order(bundle: Bundle, row: Sequence[float], action: Sequence[float]) -> float:
+def _p_order(bundle: Bundle, row: Sequence[float], action: Sequence[float]) -> tuple[float, float]:
+    """P(order) under the logged action, and the share of its orders that would use its incentive."""
     x = np.asarray(row, dtype=np.float64)
     if not action[0]:
-        return bundle.no_contact(x)
-    return float(bundle.outcomes(x, np.asarray([action], dtype=np.float64))[0])
+        return bundle.no_contact(x), 0.0
+    described = np.asarray([action], dtype=np.float64)
+    return float(bundle.outcomes(x, described)[0]), float(bundle.discount_shares(x, described)[0])

@@ -11,6 +11,8 @@ newest 20 %, so the metrics say how they do on carts they have not seen, in the 
   A treated cart that no channel could reach was never contacted: it joins the untouched ones. Rows are not
   weighted by their propensities: the model conditions on everything the logging policy saw, so the plans'
   effects are identified without weights, which would only add variance.
+- Discount share: among the orders of plans with an incentive, whether the order used one of our codes, on
+  the same products without an offset: a late offer is used by fewer orders than an early one.
 - Lifetime value: BG/NBD and Gamma-Gamma on the store's purchase histories, when enough shoppers bought again.
 - Send time: the store's pattern of local hours at which shoppers order and click.
 """
@@ -30,7 +32,7 @@ from sklearn.isotonic import IsotonicRegression
 
 from cartrecover.decide import features
 from cartrecover.decide.actions import ACTION_NAMES
-from cartrecover.domain.cart import CartStatus
+from cartrecover.domain.cart import Cart, CartStatus
 from cartrecover.learn import metrics
 from cartrecover.models import effects as contact_terms
 from cartrecover.models.bundle import Bundle
@@ -66,6 +68,7 @@ ROUNDS = 400
 # beat 1, 30 and 100 (docs/benchmarks.md); choosing it by log loss on the newest part picked 100 and lost, as
 # the log loss is mostly the baseline's.
 PENALTY = 10.0
+MIN_DISCOUNTED_ORDERS = 50  # orders of plans with an incentive, to learn which share uses it
 
 
 class NotEnoughData(Exception):
@@ -79,6 +82,7 @@ class Example:
     record: DecisionRecord
     ordered: bool
     value: float  # the order's value (or the cart's, without an order), major units
+    discounted: bool = False  # the order used a code one of our messages gave
 
 
 @dataclass
@@ -104,8 +108,17 @@ def examples(uow: UnitOfWork, store_id: int, until: datetime, window: timedelta)
             and record.at <= closed <= record.at + window
         )
         value = (cart.order_value if ordered and cart.order_value else cart.value) / 100
-        found.append(Example(record, ordered, value))
+        found.append(Example(record, ordered, value, ordered and _used_our_code(uow, cart)))
     return found
+
+
+def _used_our_code(uow: UnitOfWork, cart: Cart) -> bool:
+    """Whether the cart's order used a coupon code one of its messages carried."""
+    order = uow.orders.get(cart.store_id, cart.order_id) if cart.order_id else None
+    if order is None or not order.coupons:
+        return False
+    used = {code.strip().upper() for code in order.coupons}
+    return any(step.coupon and step.coupon.upper() in used for step in uow.outbox.for_cart(cart.store_id, cart.cart_id))
 
 
 def train(
@@ -128,6 +141,7 @@ def train(
     propensity, calibration, found_metrics = _no_contact(control)
     progress("contact model")
     effects, contact_metrics = _contact(treated, propensity)
+    discount, discount_metrics = _discount_share(treated)
     progress("lifetime value")
     clv, clv_metrics = _lifetime_value(purchasers)
     progress("send time")
@@ -140,6 +154,7 @@ def train(
         "explored": sum(e.record.explored for e in found),
         **found_metrics,
         **contact_metrics,
+        **discount_metrics,
         **clv_metrics,
     }
     bundle = Bundle(
@@ -151,6 +166,7 @@ def train(
         effects=effects,
         clv=clv,
         send_time=send_time,
+        discount=discount,
         metrics=measured,
     )
     return Trained(bundle, measured)
@@ -213,6 +229,19 @@ def _contact(treated: Sequence[Example], propensity: Trees) -> tuple[Effects, di
         "contact_log_loss_without_plan": metrics.log_loss(y[cut:], base),
         "contact_rate": float(y.mean()),
     }
+
+
+def _discount_share(treated: Sequence[Example]) -> tuple[Effects | None, dict[str, float]]:
+    """Among the orders of plans with an incentive, which used it: the same products, without an offset."""
+    offered = [e for e in treated if e.ordered and e.record.action[ACTION_NAMES.index("percent_off")] > 0]
+    used = sum(e.discounted for e in offered)
+    if len(offered) < MIN_DISCOUNTED_ORDERS or used in (0, len(offered)):
+        return None, {"discount_orders": float(len(offered))}
+    x = _matrix([e.record.features for e in offered])
+    products = contact_terms.design(x, _matrix([e.record.action for e in offered]))
+    y = np.asarray([e.discounted for e in offered], dtype=np.float64)
+    coefficients = _logistic_fit(products, y, np.zeros(len(y)), PENALTY)
+    return Effects(coefficients), {"discount_orders": float(len(offered)), "discount_used_rate": float(y.mean())}
 
 
 def _logistic_fit(products: np.ndarray, y: np.ndarray, offset: np.ndarray, penalty: float) -> np.ndarray:

@@ -35,6 +35,7 @@ class Bundle:
     effects: Effects
     clv: Clv | None = None
     send_time: SendTime | None = None
+    discount: Effects | None = None  # the share of a plan's orders that use its incentive (log-odds, no offset)
     metrics: dict[str, Any] = field(default_factory=dict)
     version: int = 0  # the registry's number, set when loaded from it
     _last: tuple[bytes, float] = field(default=(b"", 0.0), repr=False, compare=False)
@@ -50,6 +51,12 @@ class Bundle:
         shift = float(self.calibration.apply(uncalibrated)) - uncalibrated
         treated: np.ndarray = np.clip(self.effects.outcomes(base, row, actions) + shift, 0.0, 1.0)
         return treated
+
+    def discount_shares(self, row: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """For each plan, the share of its orders that would use its incentive; 1 without a model for it."""
+        if self.discount is None:
+            return np.ones(len(actions))
+        return self.discount.outcomes(0.0, row, actions)
 
     def _base(self, row: np.ndarray) -> float:
         """The no-contact model's log-odds, computed once per decision (a one-entry cache on the row's bytes)."""
@@ -76,6 +83,7 @@ class Bundle:
             "effects": self.effects.to_dict(),
             "clv": self.clv.to_dict() if self.clv else None,
             "send_time": self.send_time.to_dict() if self.send_time else None,
+            "discount": self.discount.to_dict() if self.discount else None,
             "metrics": self.metrics,
         }
         return json.dumps(body, separators=(",", ":")).encode()
@@ -95,6 +103,7 @@ class Bundle:
             effects=Effects.from_dict(data["effects"]),
             clv=Clv.from_dict(data["clv"]) if data.get("clv") else None,
             send_time=SendTime.from_dict(data["send_time"]) if data.get("send_time") else None,
+            discount=Effects.from_dict(data["discount"]) if data.get("discount") else None,
             metrics=data.get("metrics", {}),
             version=version,
         )
