@@ -6,7 +6,7 @@ the same traffic. Each policy is priced on the evaluation's treated carts with t
 the realised figures of both runs follow.
 
     .venv/bin/python bench/policy_loop.py --profiles default fashion electronics --seeds 1 2 \
-        [--visitors 1500] [--explore-days 28] [--eval-days 7] [--exploration 0.3]
+        [--visitors 1500] [--explore-days 21] [--eval-days 7] [--exploration 0.3]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def main() -> None:
     parser.add_argument("--profiles", nargs="+", default=["default"], choices=sorted(PROFILES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[1])
     parser.add_argument("--visitors", type=int, default=1500, help="visitors a day (the profiles' default: 300)")
-    parser.add_argument("--explore-days", type=int, default=28)
+    parser.add_argument("--explore-days", type=int, default=21)
     parser.add_argument("--eval-days", type=int, default=7)
     parser.add_argument("--exploration", type=float, default=0.3)
     parser.add_argument("--json", help="also write every result to this file")

@@ -30,7 +30,7 @@ from cartrecover.simulate.shoppers import StoreProfile
 
 STORE = "demo-shop"
 PORT = 8080  # `cartrecover serve`'s default
-LOOP_VISITORS, LOOP_EXPLORE_DAYS, LOOP_EVAL_DAYS = 1500, 28, 7  # the learning loop's store and weeks
+LOOP_VISITORS, LOOP_EXPLORE_DAYS, LOOP_EVAL_DAYS = 1500, 21, 7  # the learning loop's store and weeks
 
 
 def run_demo(data_dir: Path | None = None, days: int = 21, seed: int = 7, shoppers: int | None = None) -> int:
