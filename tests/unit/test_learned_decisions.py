@@ -30,6 +30,7 @@ from cartrecover.engine import Engine
 from cartrecover.ingest import segment
 from cartrecover.learn.evaluate import check, evaluate
 from cartrecover.learn.train import Example, NotEnoughData, train
+from cartrecover.models import effects
 from cartrecover.models.bundle import Bundle
 from cartrecover.models.sendtime import SendTime
 from cartrecover.ports.decisions import DecisionRecord
@@ -330,6 +331,17 @@ def test_a_late_offer_is_charged_only_for_the_share_of_orders_that_use_it() -> N
     valued = choice.chosen if choice.plan is late else choice.runner_up
     assert valued is not None and valued.plan is late
     assert valued.incentive == pytest.approx(valued.p_order * shares[1] * 0.15 * 50)
+
+
+def test_a_decision_computes_the_contact_terms_as_training_does() -> None:
+    rows = np.asarray([e.record.features for e in synthetic_log(300, seed=11)])
+    rows[::7, features.NAMES.index("dwell_minutes")] = np.nan  # missing values count 0 on both paths
+    rows[::5, features.NAMES.index("device")] = 1.0
+    rows[::3, features.NAMES.index("prior_orders")] = 2.0
+    expected = effects.context_terms(rows)
+    assert expected.shape == (300, len(effects.CONTEXT_TERMS)) and expected.std(axis=0)[1:].max() > 0
+    single = np.asarray([effects.context_of(row) for row in rows])  # NumPy's and math's log1p may differ in an ulp
+    np.testing.assert_allclose(single, expected, rtol=1e-12, atol=1e-12)
 
 
 def test_a_bundle_reads_back_from_the_registry_form_with_the_same_scores(bundle: Bundle) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Protocol
 
 import numpy as np
@@ -114,7 +115,7 @@ def choose(
     x = np.asarray(row, dtype=np.float64)
     p0 = scorer.no_contact(x)
     treated = allowed[1:]
-    described = np.asarray([p.describe() for p in treated])
+    described = _described(tuple(treated))
     probabilities = scorer.outcomes(x, described) if treated else np.empty(0)
     used = scorer.discount_shares(x, described) if treated else np.empty(0)
     worth = (order_value + economics.clv_weight * clv) * economics.margin
@@ -147,6 +148,14 @@ def explore(plans: Sequence[Plan], exploration: float, seed: str) -> tuple[Plan 
     if draw >= exploration:
         return None, share
     return options[min(int(pick * len(options)), len(options) - 1)], share
+
+
+@lru_cache(maxsize=256)
+def _described(plans: tuple[Plan, ...]) -> np.ndarray:
+    """The plans' descriptions as one matrix; a store's decisions see a handful of distinct plan sets."""
+    matrix = np.asarray([p.describe() for p in plans], dtype=np.float64)
+    matrix.flags.writeable = False
+    return matrix
 
 
 def _uniforms(seed: str) -> tuple[float, float]:

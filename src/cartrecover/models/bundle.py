@@ -16,7 +16,7 @@ import numpy as np
 
 from cartrecover.models.calibration import Isotonic
 from cartrecover.models.clv import Clv
-from cartrecover.models.effects import Effects
+from cartrecover.models.effects import Effects, context_of, plan_terms
 from cartrecover.models.sendtime import SendTime
 from cartrecover.models.trees import Trees
 
@@ -39,6 +39,8 @@ class Bundle:
     metrics: dict[str, Any] = field(default_factory=dict)
     version: int = 0  # the registry's number, set when loaded from it
     _last: tuple[bytes, float] = field(default=(b"", 0.0), repr=False, compare=False)
+    _terms_key: bytes = field(default=b"", repr=False, compare=False)
+    _terms_value: tuple[np.ndarray, np.ndarray] = field(default=(np.empty(0), np.empty(0)), repr=False, compare=False)
 
     def no_contact(self, row: np.ndarray) -> float:
         """P(order | no contact), calibrated."""
@@ -49,14 +51,23 @@ class Bundle:
         base = self._base(row)
         uncalibrated = _logistic(base)
         shift = float(self.calibration.apply(uncalibrated)) - uncalibrated
-        treated: np.ndarray = np.clip(self.effects.outcomes(base, row, actions) + shift, 0.0, 1.0)
+        context, plans = self._terms(row, actions)
+        treated: np.ndarray = np.clip(self.effects.from_terms(base, context, plans) + shift, 0.0, 1.0)
         return treated
 
     def discount_shares(self, row: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """For each plan, the share of its orders that would use its incentive; 1 without a model for it."""
         if self.discount is None:
             return np.ones(len(actions))
-        return self.discount.outcomes(0.0, row, actions)
+        context, plans = self._terms(row, actions)
+        return self.discount.from_terms(0.0, context, plans)
+
+    def _terms(self, row: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The contact models' terms for a decision, computed once for both (a one-entry cache)."""
+        key = row.tobytes() + actions.tobytes()
+        if key != self._terms_key:
+            self._terms_key, self._terms_value = key, (context_of(row), plan_terms(actions))
+        return self._terms_value
 
     def _base(self, row: np.ndarray) -> float:
         """The no-contact model's log-odds, computed once per decision (a one-entry cache on the row's bytes)."""
