@@ -10,6 +10,7 @@ import hashlib
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -25,15 +26,16 @@ from cartrecover.flow import Journeys
 from cartrecover.lifecycle import timeline
 from cartrecover.lifecycle.context import Context
 from cartrecover.lifecycle.handlers import handle
+from cartrecover.partitions import LIFECYCLE, LayoutChanged, Positions, checkpoint_name, settle_layout
 from cartrecover.ports.channels import Sender
 from cartrecover.ports.clock import Clock
 from cartrecover.ports.coupons import CouponIssuer
 from cartrecover.ports.eventlog import EventLog
+from cartrecover.ports.partitions import Layout
 from cartrecover.ports.stores import Store
 from cartrecover.ports.unit_of_work import Database
 from cartrecover.settings import Settings, StoreConfig
 
-LIFECYCLE = "lifecycle"
 logger = logging.getLogger("cartrecover.engine")
 
 
@@ -135,6 +137,8 @@ class Engine:
             manual_clock=clock.manual,
         )
         self.context = Context(rules_for=self.rules_for, log=log, on_change=self.journeys.on_cart_change)
+        self.partitions = settings.resolved_worker_partitions
+        self._layout: Layout | None = None
 
     def rules_for(self, store_id: int) -> AbandonmentRules:
         """The abandonment rules of a store (the engine's defaults for now)."""
@@ -144,47 +148,70 @@ class Engine:
         """Append events durably; returns which were new (the rest were retries)."""
         return self.log.append(events)
 
-    def process_pending(self, limit: int = 500) -> int:
-        """Apply up to `limit` logged events to carts, moving the checkpoint in the same transaction.
+    def process_pending(self, limit: int = 500, parts: Sequence[int] | None = None) -> int:
+        """Apply up to `limit` logged events of these partitions (default: all) to carts, moving each partition's
+        checkpoint in the same transaction (see `partitions`).
 
         If applying fails for a reason other than the database, the events are applied one at a time and the
         one that fails is parked as a dead letter with its reason, so one bad event cannot stall the log.
         """
+        layout = self._layout or self._settle_layout()
+        parts = range(layout.partitions) if parts is None else parts
+        if not parts:
+            return 0
         try:
-            return self._apply_pending(limit)
+            return self._apply_pending(layout, parts, limit)
+        except LayoutChanged:
+            logger.warning("lifecycle: the partition layout changed under this process; settling it again")
+            self._layout = None
+            return 0
         except StoreError:
             raise
         except Exception:
             logger.exception("lifecycle: a batch failed; applying its events one by one")
-            return self._apply_one_or_park()
+            return self._apply_one_or_park(layout, parts)
 
-    def _apply_pending(self, limit: int) -> int:
+    def _settle_layout(self) -> Layout:
         with self.database.write() as uow:
-            offset = uow.checkpoints.get(LIFECYCLE)
-            batch = self.log.read_after(offset, limit)
-            for _seq, event in batch:
-                handle(uow, event, self.context)
+            self._layout = settle_layout(uow, self.partitions, time.time_ns() // 1000)
+        return self._layout
+
+    def _apply_pending(self, layout: Layout, parts: Sequence[int], limit: int) -> int:
+        with self.database.write() as uow:
+            positions = Positions.locked(uow, layout, parts)
+            batch = self.log.read_after(positions.start, limit)
+            for seq, event in batch:
+                if positions.pending(seq, event):
+                    handle(uow, event, self.context)
             if batch:
-                uow.checkpoints.put(LIFECYCLE, batch[-1][0])
+                positions.advance(uow, batch[-1][0])
         return len(batch)
 
-    def _apply_one_or_park(self) -> int:
+    def _apply_one_or_park(self, layout: Layout, parts: Sequence[int]) -> int:
         with self.database.read() as uow:
-            pending = self.log.read_after(uow.checkpoints.get(LIFECYCLE), 1)
-        if not pending:
+            positions = Positions(
+                layout, {part: uow.checkpoints.get(checkpoint_name(part, layout.partitions)) for part in parts}
+            )
+            batch = self.log.read_after(positions.start, 500)
+        first = next(((seq, event) for seq, event in batch if positions.pending(seq, event)), None)
+        if first is None:
             return 0
-        seq, event = pending[0]
+        seq, event = first
+        part = event.store_id % layout.partitions
         try:
             with self.database.write() as uow:
-                handle(uow, event, self.context)
-                uow.checkpoints.put(LIFECYCLE, seq)
+                positions = Positions.locked(uow, layout, [part])
+                if positions.pending(seq, event):
+                    handle(uow, event, self.context)
+                positions.advance(uow, seq)
         except StoreError:
             raise
         except Exception as exc:
             logger.exception("lifecycle: parking event %s (%s) as a dead letter", seq, event.message_id)
             with self.database.write() as uow:
+                positions = Positions.locked(uow, layout, [part])
                 uow.dead_letters.park(LIFECYCLE, seq, f"{type(exc).__name__}: {exc}"[:1000])
-                uow.checkpoints.put(LIFECYCLE, seq)
+                positions.advance(uow, seq)
         return 1
 
     def fire_due(self, now: datetime, limit: int = 500) -> int:
@@ -230,9 +257,10 @@ class Engine:
             )
 
     def lag(self) -> int:
-        """How many logged events the lifecycle has not applied yet."""
+        """How many logged events the lifecycle has not applied yet (behind its slowest partition)."""
         with self.database.read() as uow:
-            applied = uow.checkpoints.get(LIFECYCLE)
+            layout = uow.layouts.get(LIFECYCLE) or Layout(1)
+            applied = min(uow.checkpoints.get(checkpoint_name(p, layout.partitions)) for p in range(layout.partitions))
         return self.log.last_offset() - applied
 
     def close(self) -> None:

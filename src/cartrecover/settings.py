@@ -105,6 +105,8 @@ class Settings:
     delivery_lease: timedelta = timedelta(minutes=5)  # a claimed step is claimed again after this if not settled
     holdout_share: float = 0.10  # shoppers tracked but never contacted: all lift figures come from them
     worker_nice: int = 10  # the lifecycle worker yields the CPU to the API: acknowledging events comes first
+    worker_partitions: int = 0  # [worker] partitions: the lifecycle's partitions (by store); 0: 1 on SQLite, else 8
+    worker_lease: timedelta = timedelta(seconds=10)  # [worker] lease: a dead worker's partitions move after this
     stores: tuple[StoreConfig, ...] = ()
     public_url: str = ""  # where links in messages point (default: http://host:port)
     secret_key: str = ""  # signs links and coupon codes; generated into <data_dir>/secret.key when empty
@@ -119,6 +121,8 @@ class Settings:
 
     def __post_init__(self) -> None:
         _check_share(self.holdout_share, "holdout_share")
+        if self.worker_lease < timedelta(seconds=1):
+            raise ConfigError(f"[worker] lease must be at least 1 s, not {self.worker_lease}")
 
     def holdout_share_for(self, store_name: str) -> float:
         """The share of a store's shoppers held out of every journey."""
@@ -154,6 +158,16 @@ class Settings:
         return self.event_log_url or f"sqlite:///{self.data_dir / 'events.db'}"
 
     @property
+    def resolved_worker_partitions(self) -> int:
+        """How many partitions the lifecycle is split into: configured, else 1 on SQLite (one worker) and 8 on a
+        state store that several workers share."""
+        if self.worker_partitions < 0:
+            raise ConfigError(f"[worker] partitions must be 1 or more (0: the default), not {self.worker_partitions}")
+        if self.worker_partitions:
+            return self.worker_partitions
+        return 1 if self.resolved_database_url.startswith("sqlite:") else 8
+
+    @property
     def lifecycle_mode(self) -> str:
         """Where the lifecycle runs: "process" (a worker process), "in-process", or "off" (another machine's)."""
         if self.lifecycle == "auto":
@@ -180,6 +194,8 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
         value = env.get(f"CARTRECOVER_{name.upper()}")
         if value is not None:
             settings = replace(settings, **{name: _coerce(spec.type, value, name)})
+    if lease := env.get("CARTRECOVER_WORKER_LEASE"):
+        settings = replace(settings, worker_lease=parse_duration(lease))
     return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -224,6 +240,9 @@ def _from_mapping(raw: dict[str, Any]) -> Settings:
         engine["data_dir"] = Path(engine["data_dir"])
     if "delivery_lease" in engine:
         engine["delivery_lease"] = parse_duration(engine["delivery_lease"])
+    engine.update(_worker(raw.get("worker", {})))
+    if "worker_lease" in engine:
+        engine["worker_lease"] = parse_duration(engine["worker_lease"])
     try:
         return Settings(
             **engine,
@@ -237,3 +256,15 @@ def _from_mapping(raw: dict[str, Any]) -> Settings:
         )
     except TypeError as exc:
         raise ConfigError(str(exc)) from exc
+
+
+def _worker(raw: dict[str, Any]) -> dict[str, Any]:
+    """`[worker]`: partitions, lease (a duration) and nice, as the settings' worker_* fields."""
+    unknown = set(raw) - {"partitions", "lease", "nice"}
+    if unknown:
+        raise ConfigError(f"unknown [worker] settings: {', '.join(sorted(unknown))}")
+    found = {f"worker_{name}": value for name, value in raw.items()}
+    for name in ("worker_partitions", "worker_nice"):
+        if name in found and (isinstance(found[name], bool) or not isinstance(found[name], int)):
+            raise ConfigError(f"[worker] {name.removeprefix('worker_')} must be a whole number, not {found[name]!r}")
+    return found
