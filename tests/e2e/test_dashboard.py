@@ -1,6 +1,8 @@
 """`GET /dashboard` in a real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright) against a real
 `cartrecover serve` on the manual clock, with a store driven through the public API: carts over three days,
 identifies with consent, the clock moved so that journeys send, clicks on the links in the messages, orders.
+A second server's store has an active model (trained in-process on a synthetic decision log) before it starts, so
+its carts are decided by the learned policy and their timelines show the decision's explanation.
 
 Nothing is installed at run time: `make install` installs Chromium (as root, when missing). Without it the
 browser tests skip on a workstation and fail in CI (`CI=true`), so CI cannot pass without having run them.
@@ -13,13 +15,17 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cartrecover.bootstrap import build_engine
+from cartrecover.learn.train import train
+from cartrecover.settings import load_settings
 from tests.e2e.conftest import Keys, Server
+from tests.unit.test_learned_decisions import synthetic_log
 
 pytestmark = pytest.mark.slow
 
@@ -129,6 +135,30 @@ def shop_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serv
     try:
         _drive(server, server.stores["shop"])
         yield server, server.stores["shop"]
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def learned_server(tmp_path: Path) -> Iterator[tuple[Server, Keys]]:
+    """A store with an active model (trained on a synthetic decision log) before its server starts."""
+    config = tmp_path / "cartrecover.toml"
+    config.write_text(CONFIG.replace("holdout_share = 0.3", "holdout_share = 0.0"))
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    engine = build_engine(load_settings(config, env={}, data_dir=data_dir))  # creates the configured store
+    try:
+        store_id = engine.stores.named_or_only("shop").store_id
+        bundle = train(synthetic_log(6000), []).bundle
+        with engine.database.write() as uow:
+            uow.models.add(store_id, datetime.now(UTC), {"examples": 6000}, bundle.to_bytes(), activate=True)
+    finally:
+        engine.close()
+    shop = Keys("shop", store_id, WRITE_KEY, ADMIN_KEY)
+    server = Server(data_dir, {"shop": shop}, config, "manual")
+    server.start()
+    try:
+        yield server, shop
     finally:
         server.kill()
 
@@ -276,11 +306,60 @@ def test_a_cart_link_opens_its_timeline(watched: Watched, shop_server: tuple[Ser
     cart = server.cart(shop, cart_id)
     assert watched.page.inner_text("#cart-id") == cart_id
     assert watched.page.inner_text('[data-fact="status"]') == "recovered" == cart["status"]
-    assert watched.page.locator("#cart-timeline li").count() == len(cart["timeline"])
+    assert watched.page.locator("#cart-timeline > li").count() == len(cart["timeline"])
+    (decision,) = [e for e in cart["timeline"] if e["kind"] == "decision"]
+    shown = watched.page.locator("#cart-timeline > li.decision .explanation")
+    assert shown.locator(".policy").text_content() == decision["policy"] == "rules-v1"
+    assert shown.locator(".chose").text_content() == "rules-v1 chose its configured journey"
+    assert all(step["step"] in (shown.locator(".steps").text_content() or "") for step in decision["steps"])
+    assert shown.locator(".reasons li").all_text_contents() == decision["reasons"]
+    assert "{" not in shown.inner_text()  # read as sentences, not as JSON
     assert watched.page.locator("#cart-steps tbody tr").count() == len(cart["steps"])
     watched.page.click("#back")
     watched.page.wait_for_selector('body[data-loaded="overview"]')
     assert watched.problems == []
+
+
+def test_a_learned_decision_shows_its_scores_its_runner_up_and_its_feature_contributions(
+    browser: Any, learned_server: tuple[Server, Keys], tmp_path: Path
+) -> None:
+    server, shop = learned_server
+    calls = _cart_calls(1, server.now(shop))
+    calls[1]["context"] = {"campaign": {"source": "CouponFollow", "medium": "Affiliate"}}  # deal traffic
+    _batch(server, shop, calls)
+    server.advance(timedelta(hours=3), shop)  # abandoned and decided
+    (decision,) = [e for e in server.cart(shop, "cart-001")["timeline"] if e["kind"] == "decision"]
+    scores, contributions = decision["scores"], decision["contributions"]
+    assert decision["policy"] == f"learned:v{decision['model_version']}" and not decision["explored"]
+    assert scores["runner_up"] and contributions  # not vacuous: there is a runner-up and features to show
+
+    watched = Watched(browser, server.base_url)
+    try:
+        _sign_in(watched, shop)
+        watched.page.evaluate("location.hash = '#cart/cart-001'")
+        watched.page.wait_for_selector('body[data-loaded="timeline"]')
+        watched.page.screenshot(path=str(tmp_path / "decision.png"), full_page=True)
+        shown = watched.page.locator("#cart-timeline > li.decision .explanation")
+        assert shown.locator(".policy").text_content() == decision["policy"]
+        assert shown.locator('[data-score="chosen"] .plan').text_content() == scores["chosen"]["plan"]
+        assert scores["chosen"]["plan"] == decision["plan"]
+        assert shown.locator('[data-score="runner-up"] .plan').text_content() == scores["runner_up"]["plan"]
+        assert shown.locator('[data-score="candidates"]').text_content() == f"{scores['candidates']} candidate plans"
+        assert shown.locator('[data-score="model"]').text_content() == f"v{decision['model_version']}"
+        rows = shown.locator(".contributions li")
+        assert rows.locator(".feature").all_text_contents() == [name for name, _ in contributions]
+        assert rows.locator(".bar").count() == len(contributions)
+        signs = rows.locator(".value").all_text_contents()
+        assert [text[0] for text in signs] == ["+" if value >= 0 else "−" for _, value in contributions]
+        widths = [box["width"] for box in (bar.bounding_box() for bar in rows.locator(".bar").all()) if box]
+        largest = max(abs(value) for _, value in contributions)
+        for width, (_, value) in zip(widths, contributions, strict=True):  # a bar's width is proportional to |value|
+            assert width == pytest.approx(widths[0] * abs(value) / largest, abs=1.5)
+        caption = shown.locator(".contributions figcaption").text_content() or ""
+        assert "P(order) with no contact" in caption and "log-odds" in caption
+        assert watched.problems == []
+    finally:
+        watched.context.close()
 
 
 # -- the page over plain HTTP, and the daily series ----------------------------------------------------------------

@@ -9,6 +9,7 @@ from cartrecover.ports.decisions import Decisions, Models
 from cartrecover.ports.eventlog import Checkpoints, DeadLetters
 from cartrecover.ports.orders import Orders
 from cartrecover.ports.outbox import Outbox, Suppressions
+from cartrecover.ports.partitions import PartitionLayouts, PartitionLeases
 from cartrecover.ports.shoppers import Shoppers
 from cartrecover.ports.stores import Stores
 from cartrecover.ports.timers import Timers
@@ -19,6 +20,8 @@ class UnitOfWork(Protocol):
 
     checkpoints: Checkpoints
     dead_letters: DeadLetters
+    layouts: PartitionLayouts
+    leases: PartitionLeases
     carts: Carts
     timeline: Timeline
     timers: Timers

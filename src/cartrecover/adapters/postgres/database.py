@@ -10,6 +10,7 @@ from cartrecover.adapters.postgres.decisions import PostgresDecisions, PostgresM
 from cartrecover.adapters.postgres.eventlog import PostgresCheckpoints, PostgresDeadLetters
 from cartrecover.adapters.postgres.orders import PostgresOrders
 from cartrecover.adapters.postgres.outbox import PostgresOutbox, PostgresSuppressions
+from cartrecover.adapters.postgres.partitions import PostgresLayouts, PostgresLeases
 from cartrecover.adapters.postgres.shoppers import PostgresShoppers
 from cartrecover.adapters.postgres.stores import PostgresStores
 from cartrecover.adapters.postgres.timers import PostgresTimers
@@ -39,6 +40,8 @@ class PostgresUnitOfWork:
         self.conn = conn
         self.checkpoints = PostgresCheckpoints(conn, writable=writable)
         self.dead_letters = PostgresDeadLetters(conn)
+        self.layouts = PostgresLayouts(conn)
+        self.leases = PostgresLeases(conn)
         self.carts = PostgresCarts(conn, lock)
         self.timeline = PostgresTimeline(conn)
         self.timers = PostgresTimers(conn)

@@ -11,6 +11,7 @@ from cartrecover.adapters.sqlite.decisions import SqliteDecisions, SqliteModels
 from cartrecover.adapters.sqlite.eventlog import SqliteCheckpoints, SqliteDeadLetters
 from cartrecover.adapters.sqlite.orders import SqliteOrders
 from cartrecover.adapters.sqlite.outbox import SqliteOutbox, SqliteSuppressions
+from cartrecover.adapters.sqlite.partitions import SqliteLayouts, SqliteLeases
 from cartrecover.adapters.sqlite.schema import migrate as apply_migrations
 from cartrecover.adapters.sqlite.shoppers import SqliteShoppers
 from cartrecover.adapters.sqlite.stores import SqliteStores
@@ -24,6 +25,8 @@ class SqliteUnitOfWork:
         self.conn = conn
         self.checkpoints = SqliteCheckpoints(conn)
         self.dead_letters = SqliteDeadLetters(conn)
+        self.layouts = SqliteLayouts(conn)
+        self.leases = SqliteLeases(conn)
         self.carts = SqliteCarts(conn)
         self.timeline = SqliteTimeline(conn)
         self.timers = SqliteTimers(conn)

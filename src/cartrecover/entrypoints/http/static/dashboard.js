@@ -278,17 +278,106 @@
 
   // -- a cart's timeline -------------------------------------------------------------------------------------
 
+  function node(tag, className, text) {
+    const el = document.createElement(tag);
+    if (className) el.className = className;
+    if (text !== undefined && text !== null) el.textContent = String(text);
+    return el;
+  }
+
+  const stepsText = (steps) => steps.map((s) => `${s.step} (${(s.channels || []).join("/")}) ${when(s.due_at)}`).join(", ");
+
   function describe(entry) {
     const parts = [];
     for (const [k, v] of Object.entries(entry)) {
       if (k === "at" || k === "kind" || v === null || v === undefined || v === "") continue;
       if (k === "steps" && Array.isArray(v)) {
-        parts.push(`steps: ${v.map((s) => `${s.step} (${(s.channels || []).join("/")}) ${when(s.due_at)}`).join(", ")}`);
+        parts.push(`steps: ${stepsText(v)}`);
         continue;
       }
       parts.push(`${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`);
     }
     return parts.join(" · ");
+  }
+
+  // -- a decision, explained ---------------------------------------------------------------------------------
+
+  const signed = (x, digits) => `${x >= 0 ? "+" : "−"}${Math.abs(x).toFixed(digits)}`;
+  const signedMoney = (x, currency) => `${x >= 0 ? "+" : "−"}${money(String(Math.abs(x)), currency)}`;
+
+  function scoreRow(list, name, label, value) {
+    const dt = node("dt", "", label);
+    const dd = node("dd");
+    dd.dataset.score = name;
+    if (value instanceof Node) dd.appendChild(value);
+    else dd.textContent = value;
+    list.append(dt, dd);
+  }
+
+  function valued(v, currency) {
+    const span = node("span");
+    span.append(
+      node("span", "plan", v.plan),
+      node("span", "muted", ` · P(order) ${percent(v.p_order)} · uplift ${points(v.uplift)} · `),
+      node("span", v.value >= 0 ? "positive" : "negative", `${signedMoney(v.value, currency)} expected vs no contact`),
+    );
+    return span;
+  }
+
+  function scoresOf(scores, entry, currency) {
+    const list = node("dl", "scores");
+    scoreRow(list, "p-no-contact", "P(order), no contact", percent(scores.p_no_contact));
+    if (scores.chosen) scoreRow(list, "chosen", "chosen", valued(scores.chosen, currency));
+    scoreRow(list, "runner-up", "runner-up", scores.runner_up ? valued(scores.runner_up, currency) : "none: it was the only candidate");
+    scoreRow(list, "candidates", "weighed", `${count(scores.candidates)} candidate plan${scores.candidates === 1 ? "" : "s"}`);
+    if (entry.model_version !== null && entry.model_version !== undefined) scoreRow(list, "model", "model", `v${entry.model_version}`);
+    return list;
+  }
+
+  function contributionsOf(contributions) {
+    const box = node("figure", "contributions");
+    const list = node("ol");
+    const largest = Math.max(...contributions.map(([, v]) => Math.abs(v))) || 1;
+    for (const [name, value] of contributions) {
+      const li = node("li", value >= 0 ? "up" : "down");
+      li.dataset.feature = name;
+      li.dataset.value = String(value);
+      const track = node("span", "track");
+      const bar = node("span", "bar");
+      bar.style.width = `${((100 * Math.abs(value)) / largest).toFixed(1)}%`; // CSSOM, which the CSP allows
+      track.appendChild(bar);
+      li.append(node("span", "feature", name), track, node("span", "value", signed(value, 3)));
+      list.appendChild(li);
+    }
+    const caption = "Top feature contributions (TreeSHAP) to P(order) with no contact, in log-odds: + raises it, − lowers it.";
+    box.append(list, node("figcaption", "muted small", caption));
+    return box;
+  }
+
+  function explainDecision(entry, currency) {
+    const box = node("div", "explanation");
+    const head = node("p", "chose");
+    head.append(node("span", "policy", entry.policy || "–"));
+    // A rule-based journey's plan is named after its policy: "rules-v1 chose rules-v1" would say nothing.
+    if (entry.plan && entry.plan !== entry.policy) head.append(" chose ", node("span", "plan", entry.plan));
+    else if (entry.steps && entry.steps.length) head.append(" chose its configured journey");
+    else head.append(" · no contact");
+    if (typeof entry.propensity === "number" && entry.propensity < 1) {
+      head.append(node("span", "muted", ` · this plan had a ${percent(entry.propensity)} chance`));
+    }
+    box.appendChild(head);
+    if (entry.explored) {
+      box.appendChild(node("p", "explored", "Explored: a plan drawn at random among the allowed ones, so the log can learn."));
+    }
+    if (Array.isArray(entry.reasons) && entry.reasons.length) {
+      const reasons = node("ul", "reasons");
+      for (const reason of entry.reasons) reasons.appendChild(node("li", "", reason));
+      box.appendChild(reasons);
+    }
+    if (entry.scores && entry.scores.chosen) box.appendChild(scoresOf(entry.scores, entry, currency));
+    if (Array.isArray(entry.contributions) && entry.contributions.length) box.appendChild(contributionsOf(entry.contributions));
+    if (Array.isArray(entry.steps) && entry.steps.length) box.appendChild(node("p", "steps muted small", `steps: ${stepsText(entry.steps)}`));
+    return box;
   }
 
   async function loadCart(cartId) {
@@ -326,9 +415,7 @@
       const kind = document.createElement("span");
       kind.className = "kind";
       kind.textContent = entry.kind;
-      const detail = document.createElement("span");
-      detail.className = "detail";
-      detail.textContent = describe(entry);
+      const detail = entry.kind === "decision" ? explainDecision(entry, cart.currency || state.currency) : node("span", "detail", describe(entry));
       li.append(at, kind, detail);
       list.appendChild(li);
     }
