@@ -82,6 +82,11 @@ class LoopResult:
     wall_seconds: float = 0.0
     deployed_at: datetime | None = None  # when the evaluation days began
 
+    @property
+    def deployed(self) -> bool:
+        """Whether `cartrecover train` made the model live (its offline check can refuse it: the rules then run)."""
+        return ": active" in self.training.split("\n", 1)[0]
+
     def ratio(self, what: str) -> float:
         """learned ÷ fixed (profit, discount) or learned ÷ oracle (profit): `what` is one of those three."""
         if what == "oracle":
