@@ -33,7 +33,7 @@ def main() -> None:
     results = []
     print(
         f"{'profile':<18}{'seed':>5}{'carts':>7}  {'learned':>10}{'fixed':>10}{'oracle':>10}"
-        f"  {'÷ fixed':>8}{'÷ oracle':>9}  {'discount ÷ fixed':>16}  realised learned / fixed"
+        f"  {'÷ fixed':>8}{'÷ oracle':>9}  {'discount ÷ fixed':>16}  realised learned / fixed  (model live?)"
     )
     for name in args.profiles:
         profile = replace(PROFILES[name], shoppers_per_day=args.visitors)
@@ -48,13 +48,14 @@ def main() -> None:
                 f"{result.fixed.profit:>10,.0f}{result.oracle.profit:>10,.0f}  {result.ratio('profit'):>8.2f}"
                 f"{result.ratio('oracle'):>9.2f}  {result.ratio('discount'):>16.2f}  "
                 f"{realised['learned']['true_incremental_profit']:,.0f} / {realised['fixed']['true_incremental_profit']:,.0f}"
-                f"  ({time.perf_counter() - began:.0f} s)",
+                f"  ({'model live' if result.deployed else 'refused by the offline check: the rules ran'}, "
+                f"{time.perf_counter() - began:.0f} s)",
                 flush=True,
             )
             results.append(result)
     if args.json:
         with open(args.json, "w") as file:
-            json.dump([asdict(r) for r in results], file, indent=1)
+            json.dump([asdict(r) for r in results], file, indent=1, default=str)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ def test_the_loop_trains_a_model_deploys_it_and_prices_every_policy_on_the_same_
     profile = replace(StoreProfile(), shoppers_per_day=400)
     result = run_loop(profile, 3, explore_days=10, eval_days=2, exploration=0.5, data_dir=tmp_path, fixed_run=False)
 
-    assert "model v1 of sim-shop: active" in result.training
+    assert "model v1 of sim-shop: active" in result.training and result.deployed
     engine = build_engine(load_settings(None, data_dir=tmp_path / "learned"))
     try:
         store = engine.stores.named_or_only(None)

@@ -66,6 +66,8 @@ def run_learning_loop(data_dir: Path | None = None, seed: int = 1) -> int:
         say=lambda line: print(f"  {line}", flush=True),
     )  # fmt: skip
     print("\n" + "\n".join("  " + line for line in result.training.strip().splitlines()[:12]))
+    if not result.deployed:
+        print("  the model did not beat the running journey offline: the rules ran the evaluation days")
     print(f"\nexpected net incremental profit on the {result.carts} treated carts of the {eval_days} days "
           f"(the simulator's exact expectation, {profile.currency} minor units):")  # fmt: skip
     for name, priced in (

@@ -82,6 +82,11 @@ class LoopResult:
     wall_seconds: float = 0.0
     deployed_at: datetime | None = None  # when the evaluation days began
 
+    @property
+    def deployed(self) -> bool:
+        """Whether `cartrecover train` made the model live (its offline check can refuse it: the rules then run)."""
+        return ": active" in self.training.split("\n", 1)[0]
+
     def ratio(self, what: str) -> float:
         """learned ÷ fixed (profit, discount) or learned ÷ oracle (profit): `what` is one of those three."""
         if what == "oracle":
@@ -171,7 +176,7 @@ def _decided_plans(data_dir: Path, summary: dict[str, Any]) -> dict[str, str]:
     return {r.cart_id: r.plan for r in records if r.group == "treated"}
 
 
-def _touches(plan_touches: Iterable[Any], shopper: Shopper) -> tuple[PlannedTouch, ...] | None:
+def touches_of(plan_touches: Iterable[Any], shopper: Shopper) -> tuple[PlannedTouch, ...] | None:
     """An engine plan as the truth's touches, on the first of each touch's channels the shopper can get."""
     found = []
     for touch in plan_touches:
@@ -196,11 +201,11 @@ def _price(result: LoopResult, profile: StoreProfile, truths: list[CartTruth], d
         result.carts += 1
         result.plans[name] = result.plans.get(name, 0) + 1
         plan = plans.get(name)
-        touches = _touches(plan.touches, shopper) if plan is not None else fixed_plan(shopper.channels)
+        touches = touches_of(plan.touches, shopper) if plan is not None else fixed_plan(shopper.channels)
         mine = expected(shopper, touches or (), margin=margin, channel_costs=costs)
         result.learned.add(mine.incremental_profit, mine.discount, mine.messages)
         theirs = expected(shopper, fixed_plan(shopper.channels), margin=margin, channel_costs=costs)
         result.fixed.add(theirs.incremental_profit, theirs.discount, theirs.messages)
-        candidates = [t for t in (_touches(p.touches, shopper) for p in allowed) if t is not None]
+        candidates = [t for t in (touches_of(p.touches, shopper) for p in allowed) if t is not None]
         _, best = oracle(shopper, candidates, margin=margin, channel_costs=costs)
         result.oracle.add(best.incremental_profit, best.discount, best.messages)

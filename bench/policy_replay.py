@@ -1,0 +1,115 @@
+"""A trained model's choices replayed on simulated carts it never saw, each priced with the simulator's truth.
+
+Quicker than the learning loop (bench/policy_loop.py) for comparing learners: one simulated exploration log,
+then `learn.train.train` on the decisions of the first `--train-days` (labelled at the end of their recovery
+window) and, for every treated decision of the following `--eval-days`, the plan the model's policy would choose
+(no exploration) priced with `simulate/truth.expected` next to the fixed "1h / 24h / 72h + 10 %" journey and the
+oracle. A `--data-dir` kept from an earlier run (it holds `truth.pickle`) is reused instead of simulating again.
+
+    .venv/bin/python bench/policy_replay.py --profile default --visitors 1500 --days 28 --exploration 0.5 \
+        [--train-days 21] [--eval-days 7] [--data-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import tempfile
+from collections import Counter
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from cartrecover.bootstrap import build_engine
+from cartrecover.decide import features, policy
+from cartrecover.decide.actions import reachable
+from cartrecover.decision_settings import DecisionConfig
+from cartrecover.domain.journey import Channel
+from cartrecover.learn.train import examples, train
+from cartrecover.settings import load_settings
+from cartrecover.simulate.loop import Priced, fixed_plan, touches_of
+from cartrecover.simulate.run import run_simulation
+from cartrecover.simulate.shoppers import PROFILES, StoreProfile
+from cartrecover.simulate.truth import expected, oracle
+
+REACH = ((Channel.EMAIL, "email_ok"), (Channel.SMS, "sms_ok"), (Channel.PUSH, "push_ok"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="default", choices=sorted(PROFILES))
+    parser.add_argument("--visitors", type=int, default=300)
+    parser.add_argument("--days", type=int, default=28)
+    parser.add_argument("--exploration", type=float, default=0.3)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--train-days", type=int, default=21)
+    parser.add_argument("--eval-days", type=int, default=7)
+    parser.add_argument("--data-dir", type=Path)
+    args = parser.parse_args()
+    profile = replace(PROFILES[args.profile], shoppers_per_day=args.visitors)
+    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="cartrecover-replay-"))
+    found, purchasers, later, truths, cut = _log(args, profile, data_dir)
+    trained = train([e for e in found if e.record.at < cut], purchasers)
+    config = replace(DecisionConfig(), margin=profile.margin)
+    economics = config.economics(30)
+    candidates = [p for p in config.plans() if economics.allows(p)]
+    margin, costs = profile.margin, profile.channel_costs
+    learned, fixed, best, chosen = Priced(), Priced(), Priced(), Counter[str]()
+    for record in later:
+        truth = truths.get(record.cart_id)
+        if truth is None or record.group != "treated":
+            continue
+        shopper = truth.shopper
+        named = dict(zip(features.NAMES, record.features, strict=True))
+        usable = frozenset(channel for channel, key in REACH if named[key] == 1)
+        plans = [p for p in config.plans() if p.touches and reachable(p, usable) and economics.allows(p)]
+        choice = policy.choose(
+            trained.bundle, record.features, plans, order_value=shopper.value / 100, clv=0.0, economics=economics,
+            exploration=0.0, seed=record.cart_id, explain=0,
+        )  # fmt: skip
+        chosen[choice.plan.name] += 1
+        mine = expected(shopper, touches_of(choice.plan.touches, shopper) or (), margin=margin, channel_costs=costs)
+        learned.add(mine.incremental_profit, mine.discount, mine.messages)
+        theirs = expected(shopper, fixed_plan(shopper.channels), margin=margin, channel_costs=costs)
+        fixed.add(theirs.incremental_profit, theirs.discount, theirs.messages)
+        options = [t for t in (touches_of(p.touches, shopper) for p in candidates) if t is not None]
+        top = oracle(shopper, options, margin=margin, channel_costs=costs)[1]
+        best.add(top.incremental_profit, top.discount, top.messages)
+    print(f"{len(found)} decisions in the log, {sum(chosen.values())} treated carts replayed; data in {data_dir}")
+    print(f"learned {learned.profit:,.0f}   fixed journey {fixed.profit:,.0f}   oracle {best.profit:,.0f}")
+    print(
+        f"learned ÷ fixed {learned.profit / fixed.profit:.2f}, ÷ oracle {learned.profit / best.profit:.2f}; "
+        f"discounts ÷ fixed {learned.discount / max(fixed.discount, 1):.2f}"
+    )
+    print("plans: " + ", ".join(f"{name} ({n})" for name, n in chosen.most_common(6)))
+
+
+def _log(args: argparse.Namespace, profile: StoreProfile, data_dir: Path) -> tuple[Any, ...]:
+    """The exploration log (simulated once, then kept): examples, purchasers, later decisions, truths, the cut."""
+    kept = data_dir / "truth.pickle"
+    if not kept.exists():
+        env = {"CARTRECOVER_DECISIONS_EXPLORATION": str(args.exploration)}
+        env["CARTRECOVER_DECISIONS_MARGIN"] = str(profile.margin)
+        run = run_simulation(args.days, args.seed, profile, data_dir, show=False, progress=True, env=env)
+        for truth in run["shoppers"]:
+            truth.shopper.rng = None  # type: ignore[assignment]  # a random stream does not pickle usefully
+        kept.write_bytes(pickle.dumps({"start": run["start"], "shoppers": run["shoppers"]}))
+    saved = pickle.loads(kept.read_bytes())
+    truths = {t.cart_id: t for t in saved["shoppers"]}
+    engine = build_engine(load_settings(None, data_dir=data_dir))
+    cut = saved["start"] + timedelta(days=args.train_days)
+    try:
+        store = engine.stores.named_or_only(None)
+        window = engine.settings.rules.recovery_window
+        with engine.database.read() as uow:
+            found = examples(uow, store.store_id, cut + window, window)
+            purchasers = [s for s in uow.shoppers.all(store.store_id) if s.orders]
+            later = uow.decisions.between(store.store_id, cut, cut + timedelta(days=args.eval_days))
+    finally:
+        engine.close()
+    return found, purchasers, later, truths, cut
+
+
+if __name__ == "__main__":
+    main()
