@@ -9,13 +9,14 @@
     ├── RateLimited           the store sends faster than its limit: 429 with Retry-After
     ├── ClockError            the clock cannot be moved like that: 409
     ├── ConfigError           the settings are inconsistent
+    ├── CacheError            the cache of derived data cannot be reached: the state store answers instead
     ├── DeliveryError         a channel could not deliver
     │   ├── RetryableDelivery     try again later (provider down, throttled)
     │   └── PermanentDelivery     never will (hard bounce, unsubscribed number): suppress the address
     └── StoreError            the backend failed: 503, the client retries
         └── StoreExists       a store with that name exists: 409
 
-Vendor exceptions (sqlite3, …) are translated to StoreError at the adapter edge.
+Vendor exceptions (sqlite3, …) are translated to StoreError (redis-py's to CacheError) at the adapter edge.
 """
 
 from __future__ import annotations
@@ -84,6 +85,12 @@ class ConfigError(CartRecoverError):
     """The settings are wrong."""
 
     code = "config"
+
+
+class CacheError(CartRecoverError):
+    """The cache cannot be reached; what it holds is derived, so callers read the state store instead."""
+
+    code = "cache"
 
 
 class DeliveryError(CartRecoverError):

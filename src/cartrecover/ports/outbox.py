@@ -53,6 +53,10 @@ class Outbox(Protocol):
         """How many messages went (or are going: claimed) to the shopper at or after `since`, on any channel."""
         ...
 
+    def sent_times(self, store_id: int, shopper_id: str, since: datetime) -> list[datetime]:
+        """The times of the messages `sent_since` counts, oldest first (what the online-features cache keeps)."""
+        ...
+
     def count_by_status(self) -> dict[str, int]:
         """How many steps each status has, over all stores (for summaries and metrics)."""
         ...

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import msgspec
 
-from cartrecover.adapters._time import to_us
+from cartrecover.adapters._time import from_us, to_us
 from cartrecover.adapters.postgres.connections import Conn
 from cartrecover.domain.journey import Step, StepStatus
 
@@ -92,6 +92,14 @@ class PostgresOutbox:
             (store_id, shopper_id, to_us(since)),
         ).fetchone()
         return int(row[0]) if row else 0
+
+    def sent_times(self, store_id: int, shopper_id: str, since: datetime) -> list[datetime]:
+        """The times of the messages `sent_since` counts, oldest first."""
+        rows = self._conn.execute(
+            "SELECT sent_us FROM outbox WHERE store_id=%s AND shopper_id=%s AND sent_us >= %s ORDER BY sent_us",
+            (store_id, shopper_id, to_us(since)),
+        )
+        return [from_us(sent_us) for (sent_us,) in rows]
 
     def count_by_status(self) -> dict[str, int]:
         """Steps per status."""
