@@ -1,7 +1,7 @@
 """The composition root: the only module that chooses and imports adapters.
 
 Backends are chosen by URL scheme through a small table of lazily imported factories, so an installation
-without the PostgreSQL or NATS extras never imports their drivers.
+without the PostgreSQL, NATS or Redis extras never imports their drivers.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from cartrecover.engine import Engine
 from cartrecover.errors import ConfigError
+from cartrecover.ports.cache import Cache
 from cartrecover.ports.channels import Sender
 from cartrecover.ports.clock import Clock
 from cartrecover.ports.coupons import CouponIssuer
@@ -35,6 +36,13 @@ _EVENT_LOGS: dict[str, tuple[str, str]] = {
     "sqlite": ("cartrecover.adapters.sqlite", "SqliteEventLog"),
 }
 
+_CACHES: dict[str, tuple[str, str]] = {
+    "memory": ("cartrecover.adapters.memory", "MemoryCache"),
+    "redis": ("cartrecover.adapters.redis", "RedisCache"),
+    "rediss": ("cartrecover.adapters.redis", "RedisCache"),
+    "unix": ("cartrecover.adapters.redis", "RedisCache"),
+}
+
 
 def _backend(table: dict[str, tuple[str, str]], url: str, what: str) -> Any:
     scheme = url.split(":", 1)[0]
@@ -49,7 +57,7 @@ def _backend(table: dict[str, tuple[str, str]], url: str, what: str) -> Any:
 
 def _extra(scheme: str) -> str:
     """The pip extra that brings the driver of a URL scheme."""
-    return {"postgresql": "postgres"}.get(scheme, scheme)
+    return {"postgresql": "postgres", "rediss": "redis", "unix": "redis"}.get(scheme, scheme)
 
 
 def _open(table: dict[str, tuple[str, str]], url: str, what: str, settings: Settings) -> Any:
@@ -75,6 +83,15 @@ def open_event_log(settings: Settings) -> EventLog:
     """The event log named by `event_log_url`."""
     log: EventLog = _open(_EVENT_LOGS, settings.resolved_event_log_url, "event log", settings)
     return log
+
+
+def open_cache(settings: Settings) -> Cache | None:
+    """The cache of online features named by `cache_url`, or None (`none`: every read goes to the state store)."""
+    url = settings.resolved_cache_url
+    if url.split(":", 1)[0] == "none":
+        return None
+    cache: Cache = _backend(_CACHES, url, "cache").from_url(url)
+    return cache
 
 
 _SENDERS: dict[str, tuple[str, str]] = {
@@ -157,6 +174,7 @@ def build_engine(settings: Settings, start: datetime | None = None) -> Engine:
         senders=open_senders(settings),
         coupon_issuers=open_coupon_issuers(settings),
         secret=load_secret(settings),
+        cache=open_cache(settings),
     )
     engine.sync_configured_stores()
     return engine

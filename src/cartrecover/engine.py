@@ -27,6 +27,7 @@ from cartrecover.lifecycle import timeline
 from cartrecover.lifecycle.context import Context
 from cartrecover.lifecycle.handlers import handle
 from cartrecover.partitions import LIFECYCLE, LayoutChanged, Positions, checkpoint_name, settle_layout
+from cartrecover.ports.cache import Cache
 from cartrecover.ports.channels import Sender
 from cartrecover.ports.clock import Clock
 from cartrecover.ports.coupons import CouponIssuer
@@ -117,6 +118,7 @@ class Engine:
         senders: Mapping[str, Sender] | None = None,
         coupon_issuers: Mapping[str, CouponIssuer] | None = None,
         secret: bytes = b"",
+        cache: Cache | None = None,
     ) -> None:
         self.settings = settings
         self.database = database
@@ -135,6 +137,7 @@ class Engine:
             renderer=renderer,
             secret=secret,
             manual_clock=clock.manual,
+            online=cache,
         )
         self.context = Context(rules_for=self.rules_for, log=log, on_change=self.journeys.on_cart_change)
         self.partitions = settings.resolved_worker_partitions
@@ -265,6 +268,7 @@ class Engine:
 
     def close(self) -> None:
         """Release the backends' connections."""
+        self.journeys.close()
         self.database.close()
         self.log.close()
 

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from functools import cache
 
 from cartrecover.decide import experiments, learned, rules
+from cartrecover.decide.online import RecentSends
 from cartrecover.deliver import outcomes
 from cartrecover.deliver.render import Brand, Renderer
 from cartrecover.domain import holdout
@@ -27,6 +28,7 @@ from cartrecover.domain.cart import Cart, CartStatus, StateChanged
 from cartrecover.domain.holdout import Group
 from cartrecover.domain.journey import Journey, Step
 from cartrecover.models.bundle import Bundle
+from cartrecover.ports.cache import Cache
 from cartrecover.ports.channels import OutboundMessage, Sender
 from cartrecover.ports.coupons import CouponIssuer
 from cartrecover.ports.outbox import Claim
@@ -57,8 +59,10 @@ class Journeys:
         renderer: Renderer,
         secret: bytes,
         manual_clock: bool,
+        online: Cache | None = None,
     ) -> None:
         self._settings, self._database, self._store_for = settings, database, store_for
+        self.recent_sends = RecentSends(online) if online is not None else None  # online features (decide.online)
         self._senders, self._renderer, self._secret, self._manual = senders, renderer, secret, manual_clock
         self._issuers = coupon_issuers or {}  # by store name
         self._journeys: Callable[[str, str, str | None], Journey] = cache(self._journey_of)
@@ -77,7 +81,7 @@ class Journeys:
         name, timezone = (store.name, store.timezone) if store else ("", "UTC")
         shopper = uow.shoppers.get(cart.store_id, cart.shopper_id)
         models = self._models(uow, cart.store_id)
-        row = learned.observe(uow, cart, shopper, timezone, models.clv if models else None)
+        row = learned.observe(uow, cart, shopper, timezone, models.clv if models else None, cache=self.recent_sends)
         if self._group(uow, cart, shopper, name) is Group.HOLDOUT:
             uow.decisions.add(learned.holdout(cart, row, Group.HOLDOUT.value))
             journeys.start(uow, cart, "holdout", (), ("holdout: tracked, never contacted",))
@@ -165,14 +169,41 @@ class Journeys:
     def deliver_due(self, now: datetime, limit: int = 200) -> int:
         """Claim, send and record up to `limit` due steps; returns how many steps were handled."""
         lease = self._settings.delivery_lease
-        with self._database.write() as uow:
-            claims, handled = claim.claim_due(uow, now, limit, lease, self._policy, at_due=self._manual)
-        sent = [self._send_unless_withdrawn(found) for found in claims]
-        if sent:
+        claims: list[Claim] = []
+        try:
             with self._database.write() as uow:
-                for outcome in sent:
-                    outcomes.record(uow, outcome, now, self._settings.guardrails.max_attempts)
+                claims, handled = claim.claim_due(uow, now, limit, lease, self._policy, at_due=self._manual)
+        finally:  # a claim sets its step's send time; a commit that failed may still have committed
+            self._sends_changed(claims)
+        try:
+            self._send_and_record(claims, now)
+        finally:  # recording keeps or clears it
+            self._sends_changed(claims)
         return handled
+
+    def _send_and_record(self, claims: Sequence[Claim], now: datetime) -> None:
+        """Send each claim and record it before the next one goes out: a worker that dies mid-batch repeats only
+        the send in flight (the rest of its claims are taken again once their lease runs out). Claims that sent
+        nothing (withdrawn, refused) are recorded with the next send."""
+        unrecorded: list[outcomes.Outcome] = []
+        for found in claims:
+            outcome = self._send_unless_withdrawn(found)
+            unrecorded.append(outcome)
+            if outcome.provider_id is not None or found is claims[-1]:
+                with self._database.write() as uow:
+                    for each in unrecorded:
+                        outcomes.record(uow, each, now, self._settings.guardrails.max_attempts)
+                unrecorded = []
+
+    def close(self) -> None:
+        """Release the online-features cache."""
+        if self.recent_sends is not None:
+            self.recent_sends.close()
+
+    def _sends_changed(self, claims: Sequence[Claim]) -> None:
+        """The claimed steps' shoppers' cached send times are stale now (decide.online)."""
+        if self.recent_sends is not None and claims:
+            self.recent_sends.sends_changed({(c.step.store_id, c.step.shopper_id) for c in claims})
 
     def dead_letters(self, store_id: int | None, limit: int = 1000) -> list[Step]:
         """Steps whose retries ran out, newest first."""

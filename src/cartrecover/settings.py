@@ -93,6 +93,7 @@ class Settings:
     data_dir: Path = Path("data")
     database_url: str = ""
     event_log_url: str = ""
+    cache_url: str = ""  # online features: memory://, redis://… or none; default: see resolved_cache_url
     lifecycle: str = "auto"  # auto: its own process on the system clock, in-process on the manual clock
     host: str = "127.0.0.1"
     port: int = 8080
@@ -156,6 +157,19 @@ class Settings:
     def resolved_event_log_url(self) -> str:
         """The event log's URL, defaulting to its own SQLite file in the data directory."""
         return self.event_log_url or f"sqlite:///{self.data_dir / 'events.db'}"
+
+    @property
+    def resolved_cache_url(self) -> str:
+        """The cache of online features: in the process where one worker decides and delivers (SQLite, one
+        partition), else none.
+
+        Several workers (what PostgreSQL and partitions are for) must share their cache, or one would keep counting
+        from entries that another's sends made stale: they get `redis://…`, or no cache.
+        """
+        if self.cache_url:
+            return self.cache_url
+        one_worker = self.resolved_database_url.startswith("sqlite:") and self.resolved_worker_partitions == 1
+        return "memory://" if one_worker else "none:"
 
     @property
     def resolved_worker_partitions(self) -> int:

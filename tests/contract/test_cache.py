@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import pytest
 
 from cartrecover.adapters.memory import MemoryCache
+from cartrecover.adapters.postgres import PostgresDatabase
 from cartrecover.adapters.redis import RedisCache
 from cartrecover.domain.journey import Step, StepStatus
 from cartrecover.errors import CacheError, ConfigError
@@ -30,7 +31,8 @@ from cartrecover.ports.unit_of_work import Database
 from tests.conftest import START
 from tests.contract.test_sqlite_ports import BACKENDS, a_step, store_id
 from tests.factories import MINUTE, random_id
-from tests.services import service_url
+from tests.services import postgres_schema, service_url
+from tests.unit.test_online_features import feature_rows
 
 
 def redis_url(**params: str) -> str:
@@ -250,6 +252,29 @@ def test_redis_fills_racing_invalidations_from_threads_never_leave_a_value_older
             for thread in readers:
                 thread.join()
         assert stale == []
+
+
+# --- a decision's feature row is the same with Redis as without a cache ---------------------------------------
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_every_feature_row_is_the_same_with_redis_as_without_a_cache(tmp_path: Path, store: str) -> None:
+    """The scenario of tests/unit/test_online_features.py, on Redis, on both state stores."""
+    results = []
+    for cache in (None, "redis"):
+        with ExitStack() as stack:
+            overrides = {}
+            if store == "postgres":
+                overrides["database_url"] = url = stack.enter_context(postgres_schema())
+                PostgresDatabase.migrate(url)
+            opened = stack.enter_context(redis_cache()) if cache else None
+            rows, engine = feature_rows(tmp_path / f"{store}-{cache}", opened, **overrides)
+            sends = engine.journeys.recent_sends
+            engine.close()
+            results.append(rows)
+            if opened is not None:
+                assert sends is not None and sends.hits > 5 and sends.misses > 5
+    assert results[0] == results[1] and len(results[0]) > 30
 
 
 # --- the outbox method the online-features cache fills from, on every state store ---------------------------

@@ -1,6 +1,11 @@
 """A real `cartrecover serve` process per test (or per module), on a free port, its own data dir, a manual clock
 (or the system clock, where the lifecycle runs in its own worker process).
 
+Each server runs on a stack: the embedded default (SQLite files in its data dir), or the scale-out stack, a
+PostgreSQL schema (migrated with `cartrecover migrate`) and a NATS JetStream stream of its own on the servers
+named by `CARTRECOVER_TEST_POSTGRES_URL` and `CARTRECOVER_TEST_NATS_URL`, dropped afterwards. Tests run on the
+embedded stack; those marked `@on_both_stacks` run on both (see `tests.services` for skipping and CI).
+
 The server runs as `sys.executable -m cartrecover` in its own session, so the whole process tree (Granian's
 main process and its worker) can be killed by process-group id, with SIGKILL when a test wants a crash.
 Its stdout and stderr go to files; when a test fails they are added to the failure report.
@@ -28,8 +33,75 @@ from typing import Any
 import httpx
 import pytest
 
+from cartrecover.bootstrap import open_event_log
+from cartrecover.domain.events import Event
+from cartrecover.settings import load_settings
+from tests.nats_server import fresh_stream_url
+from tests.services import postgres_schema
+
 STARTUP_LIMIT = 60.0  # seconds; a guard against a hung start, not a timed assertion
 _SERVERS = pytest.StashKey[list["Server"]]()
+STACKS = ("embedded", "scaleout")
+
+
+@dataclass(frozen=True)
+class Stack:
+    """The backends of a test's engine: empty URLs for the embedded default, else a state store and an event log."""
+
+    name: str = "embedded"
+    database_url: str = ""
+    event_log_url: str = ""
+
+    @property
+    def settings(self) -> dict[str, str]:
+        """`load_settings` overrides for an engine in the test's own process."""
+        return {"database_url": self.database_url, "event_log_url": self.event_log_url}
+
+    @property
+    def variables(self) -> dict[str, str]:
+        """The `CARTRECOVER_*` variables that point a process at these backends (none for the embedded stack)."""
+        urls = {"CARTRECOVER_DATABASE_URL": self.database_url, "CARTRECOVER_EVENT_LOG_URL": self.event_log_url}
+        return {name: url for name, url in urls.items() if url}
+
+    def environment(self) -> dict[str, str]:
+        """The environment of a `cartrecover` process on this stack (see `_clean_env`)."""
+        return {**_clean_env(), **self.variables}
+
+
+EMBEDDED = Stack()
+
+# Parametrises a test (or, as `pytestmark`, a module) to run once per stack; the servers, engines and
+# `stack` fixtures it uses follow. Tests without it run on the embedded stack only.
+on_both_stacks = pytest.mark.parametrize("stack_name", STACKS, indirect=True, scope="module")
+
+
+@contextlib.contextmanager
+def open_stack(name: str, cwd: Path) -> Iterator[Stack]:
+    """A fresh stack: nothing to make for the embedded one; a new schema, migrated, and a new stream for the
+    scale-out one, both dropped on the way out."""
+    if name == "embedded":
+        yield EMBEDDED
+        return
+    with postgres_schema() as database_url, fresh_stream_url() as event_log_url:
+        stack = Stack(name, database_url, event_log_url)
+        command = [sys.executable, "-m", "cartrecover", "migrate"]  # the operator's step before any process starts
+        done = subprocess.run(command, capture_output=True, check=False, env=stack.environment(), cwd=cwd)
+        assert done.returncode == 0, done.stderr.decode(errors="replace")
+        yield stack
+
+
+def read_log(url: str) -> list[Event]:
+    """Every event of the event log at `url`, oldest first, read through the port as the lifecycle reads it."""
+    log = open_event_log(load_settings(None, env={}, event_log_url=url, durability="normal"))
+    try:
+        events: list[Event] = []
+        offset = 0
+        while batch := log.read_after(offset, 1000):
+            offset = batch[-1][0]
+            events += [event for _, event in batch]
+        return events
+    finally:
+        log.close()
 
 
 @dataclass(frozen=True)
@@ -40,6 +112,8 @@ class Keys:
     store_id: int
     write_key: str
     admin_key: str
+    shopify_secret: str = ""
+    woocommerce_secret: str = ""
 
     @property
     def basic(self) -> dict[str, str]:
@@ -54,12 +128,13 @@ class Keys:
 
 @dataclass
 class Server:
-    """One `cartrecover serve` process tree; `restart()` starts a new one on the same data dir."""
+    """One `cartrecover serve` process tree; `restart()` starts a new one on the same data dir and stack."""
 
     data_dir: Path
     stores: dict[str, Keys]
     config: Path | None = None
     clock: str = "manual"
+    stack: Stack = EMBEDDED
     base_url: str = ""
     process: subprocess.Popen[bytes] | None = None
     logs: list[Path] = field(default_factory=list)
@@ -82,7 +157,7 @@ class Server:
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
-                    env=_clean_env(),
+                    env=self.stack.environment(),
                     cwd=self.data_dir.parent,  # no stray ./cartrecover.toml is picked up
                 )
             self.base_url = f"http://127.0.0.1:{port}"
@@ -184,45 +259,66 @@ class Server:
 
     @property
     def event_log(self) -> Path:
-        """The event log's SQLite file (the default event log URL)."""
+        """The event log's SQLite file (the embedded stack's)."""
         return self.data_dir / "events.db"
 
     def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        """Read the event log directly (WAL lets us read beside the running server)."""
+        """Read the embedded event log directly (WAL lets us read beside the running server)."""
         conn = sqlite3.connect(self.event_log, timeout=30)
         try:
             return conn.execute(sql, args).fetchall()
         finally:
             conn.close()
 
+    def logged_events(self) -> list[Event]:
+        """Every event in the server's log, read through the port (beside the running server)."""
+        return read_log(self.stack.event_log_url or f"sqlite:///{self.event_log}")
+
+    def _logged(self, shop: Keys | None) -> list[tuple[int, str]]:
+        """(store id, message id) of the logged events of one store or of all: SQL on the embedded log (the bad
+        input tests count it hundreds of times), the port on any other."""
+        if self.stack.event_log_url:
+            rows = [(event.store_id, event.message_id) for event in self.logged_events()]
+        else:
+            rows = [
+                (int(store), str(message)) for store, message in self.query("SELECT store_id, message_id FROM events")
+            ]
+        return [row for row in rows if shop is None or row[0] == shop.store_id]
+
     def event_count(self, shop: Keys | None = None) -> int:
-        """Rows in the event log, of one store or of all."""
-        if shop is None:
-            return int(self.query("SELECT count(*) FROM events")[0][0])
-        return int(self.query("SELECT count(*) FROM events WHERE store_id=?", shop.store_id)[0][0])
+        """Events in the log, of one store or of all."""
+        return len(self._logged(shop))
 
     def message_ids(self, shop: Keys) -> set[str]:
         """The message ids in the log for a store."""
-        return {row[0] for row in self.query("SELECT message_id FROM events WHERE store_id=?", shop.store_id)}
+        return {message_id for _, message_id in self._logged(shop)}
 
 
-def add_store(data_dir: Path, name: str, config: Path | None = None) -> Keys:
+def add_store(data_dir: Path, name: str, config: Path | None = None, stack: Stack = EMBEDDED) -> Keys:
     """`cartrecover stores add NAME --json`, as a user would run it."""
     command = [sys.executable, "-m", "cartrecover", "stores", "add", name, "--json", "--data-dir", str(data_dir)]
     if config is not None:
         command += ["--config", str(config)]
-    done = subprocess.run(command, capture_output=True, check=False, env=_clean_env(), cwd=data_dir.parent)
+    done = subprocess.run(command, capture_output=True, check=False, env=stack.environment(), cwd=data_dir.parent)
     assert done.returncode == 0, done.stderr.decode(errors="replace")
     keys = json.loads(done.stdout)
-    return Keys(keys["name"], int(keys["store_id"]), keys["write_key"], keys["admin_key"])
+    return Keys(
+        keys["name"],
+        int(keys["store_id"]),
+        keys["write_key"],
+        keys["admin_key"],
+        keys["shopify_secret"],
+        keys["woocommerce_secret"],
+    )
 
 
 ServerFactory = Callable[..., Server]
 
 
-def _factory(base: Path, request: pytest.FixtureRequest) -> Iterator[ServerFactory]:
+def _factory(base: Path, request: pytest.FixtureRequest, stack_name: str) -> Iterator[ServerFactory]:
     started: list[Server] = []
     request.node.stash.setdefault(_SERVERS, started)
+    stacks = contextlib.ExitStack()
 
     def make(stores: tuple[str, ...] = ("a",), config: str | None = None, clock: str = "manual") -> Server:
         root = base / f"server-{uuid.uuid4().hex[:8]}"
@@ -232,24 +328,38 @@ def _factory(base: Path, request: pytest.FixtureRequest) -> Iterator[ServerFacto
             config_path = root / "cartrecover.toml"
             config_path.write_text(config)
         data_dir = root / "data"
-        server = Server(data_dir, {}, config_path, clock)
+        server = Server(data_dir, {}, config_path, clock, stacks.enter_context(open_stack(stack_name, root)))
         started.append(server)
         for name in stores:
-            server.stores[name] = add_store(data_dir, name, config_path)
+            server.stores[name] = add_store(data_dir, name, config_path, server.stack)
         server.start()
         return server
 
-    try:
-        yield make
-    finally:
-        for server in started:
-            server.kill()
+    with stacks:  # dropped after the servers that use them are gone
+        try:
+            yield make
+        finally:
+            for server in started:
+                server.kill()
+
+
+@pytest.fixture(scope="module")
+def stack_name(request: pytest.FixtureRequest) -> str:
+    """The stack of the test's servers and engines: "embedded", unless the test is marked `@on_both_stacks`."""
+    return str(getattr(request, "param", "embedded"))
 
 
 @pytest.fixture
-def server_factory(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ServerFactory]:
+def stack(stack_name: str, tmp_path: Path) -> Iterator[Stack]:
+    """Fresh backends for an engine the test builds itself (the servers of `server_factory` get their own)."""
+    with open_stack(stack_name, tmp_path) as opened:
+        yield opened
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path, request: pytest.FixtureRequest, stack_name: str) -> Iterator[ServerFactory]:
     """Start servers: `server_factory(stores=("a", "b"), config="[engine]\\nrate_limit = 5")`; all killed after."""
-    yield from _factory(tmp_path, request)
+    yield from _factory(tmp_path, request, stack_name)
 
 
 @pytest.fixture
@@ -259,9 +369,11 @@ def server(server_factory: ServerFactory) -> Server:
 
 
 @pytest.fixture(scope="module")
-def module_server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Server]:
+def module_server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest, stack_name: str
+) -> Iterator[Server]:
     """One server with stores "a" and "b" shared by a module's tests (each test checks its own deltas)."""
-    factory = _factory(tmp_path_factory.mktemp("e2e"), request)
+    factory = _factory(tmp_path_factory.mktemp("e2e"), request, stack_name)
     make = next(factory)
     yield make(stores=("a", "b"))
     factory.close()

@@ -1,7 +1,8 @@
 """A 2xx on ingest means durable, and changes state exactly once (DESIGN §6.1), checked with SIGKILL.
 
-The server is killed with SIGKILL (no shutdown hook runs), then the SQLite file is read directly and a new
-server is started on the same data dir: the lifecycle must apply what was logged but not yet applied.
+The server is killed with SIGKILL (no shutdown hook runs), then the event log is read directly (the SQLite file,
+or the NATS stream through the port) and a new server is started on the same data dir and backends: the lifecycle
+must apply what was logged but not yet applied. Every test runs on both stacks.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.conftest import Keys, Server
+from tests.e2e.conftest import Keys, Server, on_both_stacks
+
+pytestmark = on_both_stacks
 
 CARTS, PER_CART = 12, 8
 

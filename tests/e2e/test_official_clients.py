@@ -18,7 +18,7 @@ import rudderstack.analytics as rudder_analytics
 from prometheus_client.parser import text_string_to_metric_families
 from segment.analytics import Client as SegmentClient
 
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import Server, on_both_stacks
 
 IDLE_PLUS = timedelta(hours=1)  # past both idle rules (30 min, 15 min after checkout with a contact)
 
@@ -97,6 +97,7 @@ def rudder(server: Server, monkeypatch: pytest.MonkeyPatch) -> Any:
     return rudder_analytics
 
 
+@on_both_stacks
 def test_segment_client_cart_is_abandoned_then_recovered(server: Server, segment: SegmentClient) -> None:
     def send(user: str, event: str, props: dict[str, Any]) -> None:
         segment.track(user, event, props)
@@ -105,6 +106,7 @@ def test_segment_client_cart_is_abandoned_then_recovered(server: Server, segment
     assert_abandoned_then_recovered(server, user, cart, send)
 
 
+@on_both_stacks
 def test_rudder_client_gzip_and_basic_auth_cart_is_abandoned_then_recovered(server: Server, rudder: Any) -> None:
     assert rudder.gzip is True  # the SDK's default: the bodies we get are gzipped
 

@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Keys, Server, ServerFactory
+from tests.e2e.conftest import Keys, Server, ServerFactory, on_both_stacks
+
+pytestmark = on_both_stacks
 
 
 def added(cart_id: str, user: str, product: str, price: float, quantity: int = 1, **extra: Any) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Keys, Server, ServerFactory
+from tests.e2e.conftest import Keys, Server, ServerFactory, on_both_stacks
 
 pytestmark = pytest.mark.slow
 
@@ -65,6 +65,7 @@ def status_of(server: Server, shop: Keys, cart_id: str) -> str | None:
     return found[0]["status"] if found else None
 
 
+@on_both_stacks
 def test_events_are_applied_and_carts_abandoned_by_the_worker_process(server_factory: ServerFactory) -> None:
     server = server_factory(config=FAST, clock="system")
     shop = server.stores["a"]
@@ -77,6 +78,7 @@ def test_events_are_applied_and_carts_abandoned_by_the_worker_process(server_fac
     assert server.get("/healthz").json()["lifecycle_lag"] == 0
 
 
+@on_both_stacks
 def test_a_killed_worker_is_replaced_and_applies_what_arrived_meanwhile(server_factory: ServerFactory) -> None:
     server = server_factory(config=FAST, clock="system")
     shop = server.stores["a"]

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from cartrecover.decide import features, policy
 from cartrecover.decide.actions import NO_CONTACT, Plan, Touch, plan_of, reachable
+from cartrecover.decide.online import RecentSends
 from cartrecover.decide.policy import Economics, Scorer
 from cartrecover.decision_settings import DecisionConfig
 from cartrecover.domain.cart import Cart
@@ -76,10 +77,23 @@ def lifetime_value(clv: Clv | None, shopper: Shopper | None, at: datetime) -> fl
     return value if math.isfinite(value) else None
 
 
-def observe(uow: UnitOfWork, cart: Cart, shopper: Shopper | None, timezone: str, clv: Clv | None) -> list[float]:
+def observe(
+    uow: UnitOfWork,
+    cart: Cart,
+    shopper: Shopper | None,
+    timezone: str,
+    clv: Clv | None,
+    *,
+    cache: RecentSends | None = None,
+) -> list[float]:
     """The cart's feature row now (decide.features), with what only the state store knows."""
     at = cart.abandoned_at or cart.last_activity_at
-    messages = uow.outbox.sent_since(cart.store_id, cart.shopper_id, at - timedelta(days=30))
+    since = at - timedelta(days=30)
+    messages = (
+        uow.outbox.sent_since(cart.store_id, cart.shopper_id, since)
+        if cache is None
+        else cache.count_since(uow, cart.store_id, cart.shopper_id, since)  # the same count, through the cache
+    )
     observed = features.Observed(messages, lifetime_value(clv, shopper, at), timezone)
     return features.row(cart, shopper, observed)
 
