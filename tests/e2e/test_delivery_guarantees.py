@@ -8,6 +8,8 @@
   `cartrecover dead-letters list|replay` shows and sends once.
 
 Steps made due "now" on the system clock come from events stamped hours ago (everything runs on event time).
+Every test runs on both stacks: the workers share a data dir and, on the scale-out stack, a PostgreSQL schema and
+a NATS stream.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -39,10 +42,10 @@ from cartrecover.engine import Engine
 from cartrecover.ports.channels import OutboundMessage
 from cartrecover.settings import load_settings
 from tests.conftest import START, add_shop
-from tests.e2e.conftest import _clean_env, _free_port
+from tests.e2e.conftest import Stack, _free_port, on_both_stacks
 from tests.factories import identified, item, order_completed, product_added, random_id
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, on_both_stacks]
 
 PATIENCE = 90.0  # seconds: a bound on waiting for eventual state, not a timed assertion
 ONE_STEP = """
@@ -107,9 +110,10 @@ def smtp_url(port: int, timeout: int = 10) -> str:
 
 @dataclass
 class DataDir:
-    """A data dir and config file shared by the test's engine and its `cartrecover worker` processes."""
+    """A data dir, config files and backends shared by the test's engine and its `cartrecover worker` processes."""
 
     root: Path
+    stack: Stack
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
@@ -127,7 +131,12 @@ class DataDir:
         command += ["--data-dir", str(self.data)]
         log = (self.root / f"worker-{len(self.workers)}.log").open("wb")
         process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=_clean_env(), cwd=self.root, start_new_session=True
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.stack.environment(),
+            cwd=self.root,
+            start_new_session=True,
         )
         log.close()
         self.workers.append(process)
@@ -152,7 +161,7 @@ class DataDir:
 
     def steps(self) -> dict[str, tuple[str, int]]:
         """step id → (status, attempts), read beside the running workers."""
-        engine = build_engine(load_settings(None, env={}, data_dir=self.data, holdout_share=0.0))
+        engine = build_engine(load_settings(None, env={}, data_dir=self.data, holdout_share=0.0, **self.stack.settings))
         try:
             with engine.database.read() as uow:
                 return {
@@ -166,8 +175,8 @@ class DataDir:
 
 
 @pytest.fixture
-def shared(tmp_path: Path) -> Iterator[DataDir]:
-    shared = DataDir(tmp_path)
+def shared(tmp_path: Path, stack: Stack) -> Iterator[DataDir]:
+    shared = DataDir(tmp_path, stack)
     try:
         yield shared
     finally:
@@ -181,12 +190,22 @@ def settled_steps(shared: DataDir) -> dict[str, tuple[str, int]] | None:
     return steps if steps and all(StepStatus(s).is_final for s, _ in steps.values()) else None
 
 
-def holds_db_open(pid: int, data: Path) -> bool:
-    """Whether the process has opened the state store (it has built its engine and is about to loop)."""
+def holds_store_open(pid: int, shared: DataDir) -> bool:
+    """Whether the process has opened the state store (it has built its engine and is about to loop): the SQLite
+    file, or a connection to PostgreSQL's port."""
     try:
-        return any(os.readlink(fd) == str(data / "cartrecover.db") for fd in Path(f"/proc/{pid}/fd").iterdir())
+        opened = {os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()}
+        if not shared.stack.database_url:
+            return str(shared.data / "cartrecover.db") in opened
+        port = urlsplit(shared.stack.database_url).port or 5432
+        connections = [Path(f"/proc/{pid}/net/{kind}").read_text().splitlines()[1:] for kind in ("tcp", "tcp6")]
     except OSError:
         return False
+    # /proc/PID/net/tcp: local and remote address as hex IP:port, the state (01 established), …, the socket's inode.
+    for row in (line.split() for rows in connections for line in rows):
+        if row[3] == "01" and int(row[2].rsplit(":", 1)[1], 16) == port and f"socket:[{row[9]}]" in opened:
+            return True
+    return False
 
 
 def abandon_long_ago(shared: DataDir, config: Path, carts: int, *, apply: bool) -> dict[str, str]:
@@ -195,7 +214,9 @@ def abandon_long_ago(shared: DataDir, config: Path, carts: int, *, apply: bool) 
     With `apply`, the test's own engine abandons them and plans their (already due) steps; otherwise the
     workers do it from the log.
     """
-    settings = load_settings(config, env={}, data_dir=shared.data, clock="system", holdout_share=0.0)
+    settings = load_settings(
+        config, env={}, data_dir=shared.data, clock="system", holdout_share=0.0, **shared.stack.settings
+    )
     engine = build_engine(settings)
     try:
         store = engine.stores.by_name("shop") or engine.stores.by_id(add_shop(engine, "shop").store_id)
@@ -248,7 +269,7 @@ def test_two_delivery_workers_send_every_step_exactly_once(shared: DataDir) -> N
     abandon_long_ago(shared, configs[0], 0, apply=False)  # the store, before any worker runs
     workers = [shared.start_worker(c) for c in configs]
     for w in workers:
-        eventually(lambda w=w: holds_db_open(w.pid, shared.data), "the worker to open the store")
+        eventually(lambda w=w: holds_store_open(w.pid, shared), "the worker to open the store")
 
     emails = abandon_long_ago(shared, configs[0], carts, apply=False)  # the workers race to apply, plan and send
     outputs = [shared.root / "first.jsonl", shared.root / "second.jsonl"]
@@ -319,9 +340,15 @@ class OrdersMidBatch:
         return message.message_id
 
 
-def engine_on(data: Path, config: Path, start: datetime, senders: dict[str, Any]) -> Engine:
+def engine_on(data: Path, config: Path, stack: Stack, start: datetime, senders: dict[str, Any]) -> Engine:
     settings = load_settings(
-        config, env={}, data_dir=data, clock="manual", holdout_share=0.0, decisions=DecisionConfig(exploration=0.0)
+        config,
+        env={},
+        data_dir=data,
+        clock="manual",
+        holdout_share=0.0,
+        decisions=DecisionConfig(exploration=0.0),
+        **stack.settings,
     )
     return Engine(
         settings,
@@ -333,12 +360,14 @@ def engine_on(data: Path, config: Path, start: datetime, senders: dict[str, Any]
     )
 
 
-def test_an_order_recorded_while_a_worker_is_mid_batch_lets_only_the_send_in_flight_out(tmp_path: Path) -> None:
+def test_an_order_recorded_while_a_worker_is_mid_batch_lets_only_the_send_in_flight_out(
+    tmp_path: Path, stack: Stack
+) -> None:
     config = tmp_path / "cartrecover.toml"
     config.write_text(ONE_STEP)
     channel = OrdersMidBatch()
-    worker = engine_on(tmp_path / "data", config, START, {"email": channel})
-    shop_side = engine_on(tmp_path / "data", config, START, {})
+    worker = engine_on(tmp_path / "data", config, stack, START, {"email": channel})
+    shop_side = engine_on(tmp_path / "data", config, stack, START, {})
     try:
         shop = add_shop(worker, "shop")
         shoppers = {}
@@ -399,7 +428,7 @@ def record_orders(engine: Engine, store_id: int, carts: dict[str, str], at: date
 
 def cli(shared: DataDir, config: Path, *args: str) -> str:
     command = [sys.executable, "-m", "cartrecover", *args, "--config", str(config), "--data-dir", str(shared.data)]
-    done = subprocess.run(command, capture_output=True, check=False, env=_clean_env(), cwd=shared.root)
+    done = subprocess.run(command, capture_output=True, check=False, env=shared.stack.environment(), cwd=shared.root)
     assert done.returncode == 0, done.stderr.decode(errors="replace")
     return done.stdout.decode()
 
@@ -410,7 +439,9 @@ def test_smtp_refusing_connections_delays_sends_then_dead_letters_that_replay_on
         "down", f'[guardrails]\nmax_attempts = 3\n[channels]\nemail = "{smtp_url(port)}"\n{ONE_STEP}'
     )
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
-    settings = load_settings(config, env={}, data_dir=shared.data, clock="manual", holdout_share=0.0)
+    settings = load_settings(
+        config, env={}, data_dir=shared.data, clock="manual", holdout_share=0.0, **shared.stack.settings
+    )
     engine = build_engine(settings, start=t0)
     inbox = Inbox()
     try:

@@ -1,5 +1,5 @@
 """Recovery emails end to end: the engine (configured with an smtp:// channel URL, on the manual clock) sends to a
-real SMTP server (aiosmtpd on 127.0.0.1) that can be stopped, or told to refuse a recipient."""
+real SMTP server (aiosmtpd on 127.0.0.1) that can be stopped, or told to refuse a recipient. On both stacks."""
 
 from __future__ import annotations
 
@@ -15,8 +15,11 @@ from cartrecover.domain.events import LineItem
 from cartrecover.domain.journey import Step, StepStatus
 from cartrecover.engine import Engine
 from tests.conftest import START, Shop, add_shop, make_settings
+from tests.e2e.conftest import Stack, on_both_stacks
 from tests.factories import identified, item, product_added, random_id
 from tests.smtp_server import DkimKeyPair, MailServer, Received, dkim_key_pair, running
+
+pytestmark = on_both_stacks
 
 HOUR = timedelta(hours=1)
 SCRIPT = "<script>alert(1)</script>"
@@ -34,12 +37,12 @@ def keys(tmp_path: Path) -> DkimKeyPair:
 
 
 @pytest.fixture
-def engine(tmp_path: Path, smtp: MailServer, keys: DkimKeyPair) -> Iterator[Engine]:
+def engine(tmp_path: Path, smtp: MailServer, keys: DkimKeyPair, stack: Stack) -> Iterator[Engine]:
     url = (
         f"smtp://127.0.0.1:{smtp.port}?from=Linen%20%26%20Co%20<carts@shop.example>&timeout=5"
         f"&dkim_domain=shop.example&dkim_selector=s1&dkim_key={keys.key_file}"
     )
-    built = build_engine(make_settings(tmp_path, channels={"email": url}), start=START)
+    built = build_engine(make_settings(tmp_path, channels={"email": url}, **stack.settings), start=START)
     yield built
     built.close()
 
