@@ -1,7 +1,12 @@
-"""The command line as a user runs it: stores, replay and the demo."""
+"""The command line as a user runs it: stores, replay and the demo.
+
+Replay's tests read the embedded stack's SQLite files directly (the state a replay leaves, the log a refused file
+leaves untouched), so they run on it alone; the demo runs on both stacks.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -14,9 +19,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from cartrecover.simulate.traffic import generate_day
+from tests.nats_server import delete_streams, with_stream
+from tests.services import service_url
 
 DAY = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -129,3 +138,35 @@ def test_the_demo_simulates_three_weeks_and_its_report_agrees_with_the_simulator
     }
     assert recovered["treated"] > 0 and recovered["holdout"] > 0
     assert statuses["recovered"] == recovered["treated"] + recovered["holdout"]  # the report table, the database
+
+
+@pytest.mark.slow
+def test_the_demo_runs_on_the_scale_out_stack_with_one_config_file(tmp_path: Path) -> None:
+    database, log = service_url("CARTRECOVER_TEST_POSTGRES_URL"), service_url("CARTRECOVER_TEST_NATS_URL")
+    config = tmp_path / "scaleout.toml"
+    config.write_text(f'[engine]\ndatabase_url = "{database}"\nevent_log_url = "{with_stream(log, "cartrecover")}"\n')
+
+    run = cli(
+        "demo", "--config", str(config), "--data-dir", str(tmp_path / "demo"), "--days", "7", "--learning-loop", "off"
+    )
+
+    made = re.search(r"PostgreSQL schema (cartrecover_demo_[0-9a-f]+)", run.stdout)
+    try:
+        assert run.returncode == 0 and made, run.stdout[-3000:] + run.stderr[-2000:]
+        assert "every cart reached the status its traffic implies" in run.stdout
+        assert "the report counts exactly the simulated orders and their totals, per group" in run.stdout
+        assert "Incremental revenue:" in run.stdout and "a journey stopped by an order" in run.stdout
+        assert f"NATS streams {made[1]} and {made[1]}_scrubbed" in run.stdout
+        assert not list((tmp_path / "demo").glob("*.db"))  # nothing went to the embedded stack's files
+        with psycopg.connect(database) as db:
+            table = sql.Identifier(made[1], "carts")
+            statuses = dict(db.execute(sql.SQL("SELECT status, count(*) FROM {} GROUP BY status").format(table)))
+        recovered = {
+            g: int(n) for g, n in re.findall(r"^(treated|holdout)\s+\d+\s+(\d+)\s+[\d.]+%", run.stdout, re.MULTILINE)
+        }
+        assert recovered["treated"] > 0 and statuses["recovered"] == recovered["treated"] + recovered["holdout"]
+    finally:
+        if made:
+            with psycopg.connect(database, autocommit=True) as db:
+                db.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(made[1])))
+            asyncio.run(delete_streams(log, made[1], f"{made[1]}_scrubbed"))

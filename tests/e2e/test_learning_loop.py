@@ -2,6 +2,7 @@
 
 A small store and few days, so the model is weak: this checks the loop's plumbing and the pricing's invariants.
 Whether the learned policy beats the fixed journey is a benchmark (bench/policy_loop.py, docs/benchmarks.md).
+On the embedded stack only: the loop forks its explored store by copying the data directory's SQLite files.
 """
 
 from __future__ import annotations

@@ -320,14 +320,26 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from cartrecover.entrypoints import demo_stack
     from cartrecover.simulate.demo import run_demo
 
     data_dir = Path(args.data_dir) if args.data_dir else None
-    status = run_demo(data_dir=data_dir, days=args.days, seed=args.seed, shoppers=args.shoppers)
+    # The config (or CARTRECOVER_DATABASE_URL / CARTRECOVER_EVENT_LOG_URL) chooses the stack; nothing else of it
+    # applies: the demo configures its store itself.
+    stack = demo_stack.prepare(load_settings(args.config))
+    if stack.made:
+        print("on the scale-out stack: " + "; ".join(stack.made))
+    with demo_stack.environment(stack.variables):
+        status = run_demo(data_dir=data_dir, days=args.days, seed=args.seed, shoppers=args.shoppers)
+    if stack.made:
+        print("\n" + demo_stack.describe(stack))
     if args.learning_loop == "on":
         from cartrecover.simulate.demo import run_learning_loop
 
-        status = max(status, run_learning_loop(data_dir=data_dir / "learning-loop" if data_dir else None))
+        if stack.made:
+            print("\nthe learning loop runs on the embedded stack: it forks a run by copying its data directory")
+        with demo_stack.environment({}):
+            status = max(status, run_learning_loop(data_dir=data_dir / "learning-loop" if data_dir else None))
     return status
 
 
