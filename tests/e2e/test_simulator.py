@@ -1,6 +1,8 @@
 """`cartrecover simulate` end to end: simulated shoppers against a real engine on the manual clock.
 
-Each run starts its own `cartrecover serve --clock manual` on 127.0.0.1 and stops it.
+Each run starts its own `cartrecover serve --clock manual` on 127.0.0.1 and stops it. The short run's checks (the
+engine's carts and report against the simulated truth) run on both stacks; the others are about the simulator's
+own maths and stay on the embedded one.
 """
 
 from __future__ import annotations
@@ -13,15 +15,25 @@ import pytest
 
 from cartrecover.simulate.run import run_simulation
 from cartrecover.simulate.shoppers import ResponseModel, StoreProfile
+from tests.e2e.conftest import EMBEDDED, on_both_stacks, open_stack
 
 SMALL = StoreProfile(shoppers_per_day=70, holdout_share=0.3, sign_in_share=0.9, email_consent_share=0.9)
 
 
 @pytest.fixture(scope="module")
-def short_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    return run_simulation(days=3, seed=11, profile=SMALL, data_dir=tmp_path_factory.mktemp("sim"), progress=False)
+def short_run(tmp_path_factory: pytest.TempPathFactory, stack_name: str) -> dict[str, Any]:
+    data_dir = tmp_path_factory.mktemp("sim")
+    # The simulator runs `cartrecover stores add` and `serve` as a user would: they read the stack from the
+    # environment.
+    with open_stack(stack_name, data_dir) as stack, pytest.MonkeyPatch.context() as env:
+        for name, value in stack.variables.items():
+            env.setenv(name, value)
+        summary = run_simulation(days=3, seed=11, profile=SMALL, data_dir=data_dir, progress=False)
+    assert (data_dir / "cartrecover.db").exists() == (stack is EMBEDDED)  # the engine ran on the stack it was given
+    return summary
 
 
+@on_both_stacks
 def test_a_short_run_finishes_with_both_groups_and_their_counts_consistent(short_run: dict[str, Any]) -> None:
     groups = short_run["groups"]
     assert set(groups) == {"treated", "holdout"}  # every abandoned cart got a group from the engine
@@ -32,10 +44,12 @@ def test_a_short_run_finishes_with_both_groups_and_their_counts_consistent(short
     assert groups["holdout"]["contacted"] == groups["holdout"]["clicked"] == 0
 
 
+@on_both_stacks
 def test_every_cart_reaches_the_status_its_simulated_traffic_implies(short_run: dict[str, Any]) -> None:
     assert short_run["mismatches"] == []
 
 
+@on_both_stacks
 def test_the_reports_recovered_orders_and_revenue_are_the_simulated_orders_and_their_totals(
     short_run: dict[str, Any],
 ) -> None:
@@ -45,11 +59,13 @@ def test_the_reports_recovered_orders_and_revenue_are_the_simulated_orders_and_t
     assert short_run["groups"]["treated"]["recovered"] > 0
 
 
+@on_both_stacks
 def test_the_holdouts_two_worlds_are_the_same(short_run: dict[str, Any]) -> None:
     holdout = short_run["groups"]["holdout"]
     assert holdout["revenue"] == holdout["counterfactual_revenue"] and holdout["discount"] == 0
 
 
+@on_both_stacks
 def test_the_comparison_says_whether_the_truth_is_inside_the_reports_interval(short_run: dict[str, Any]) -> None:
     estimate, truth = short_run["estimate"], short_run["true_incremental_revenue"]
     report = short_run["report"]["incremental"]
