@@ -1,8 +1,8 @@
 """`cartrecover simulate` end to end: simulated shoppers against a real engine on the manual clock.
 
 Each run starts its own `cartrecover serve --clock manual` on 127.0.0.1 and stops it. The short run's checks (the
-engine's carts and report against the simulated truth) run on both stacks; the others are about the simulator's
-own maths and stay on the embedded one.
+engine's carts and report against the simulated truth) run on both stacks, and the same seed gives the same
+figures on either; the others are about the simulator's own maths and stay on the embedded one.
 """
 
 from __future__ import annotations
@@ -77,7 +77,11 @@ def test_the_comparison_says_whether_the_truth_is_inside_the_reports_interval(sh
     assert estimate["inside"] == (estimate["low"] <= truth <= estimate["high"])
 
 
-def test_the_same_seed_gives_the_same_truth(short_run: dict[str, Any], tmp_path: Path) -> None:
+@on_both_stacks
+def test_the_same_seed_gives_the_same_truth_and_the_same_engine_figures_on_either_stack(
+    short_run: dict[str, Any], tmp_path: Path
+) -> None:
+    # Again, on the embedded stack.
     again = run_simulation(days=3, seed=11, profile=SMALL, data_dir=tmp_path, show=False, progress=False)
     assert again["groups"] == short_run["groups"]
     assert again["true_incremental_revenue"] == short_run["true_incremental_revenue"]
