@@ -87,7 +87,7 @@ def settle_layout(uow: UnitOfWork, partitions: int, now_us: int) -> Layout:
     for part in range(partitions):
         uow.checkpoints.put(checkpoint_name(part, partitions), start)
     uow.layouts.put(LIFECYCLE, layout)
-    if recorded is not None or partitions != 1:
+    if recorded is not None or start > 0:  # a change, not a first start
         logger.warning("lifecycle: %d partitions from now on (was %d)", partitions, current.partitions)
     return layout
 

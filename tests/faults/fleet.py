@@ -119,8 +119,17 @@ class Fleet:
             except subprocess.TimeoutExpired:
                 self.kill(process)
 
+    def log_of(self, n: int) -> str:
+        """The whole log of the `n`th worker started."""
+        return (self.root / f"worker-{n}.log").read_text(errors="replace")
+
+    def met_outages(self) -> bool:
+        """Whether every worker's log shows it lost its connection or had a step fail (the outage reached it)."""
+        marks = ("NATS: disconnected", "lifecycle step failed")
+        return all(any(mark in self.log_of(n) for mark in marks) for n in range(len(self.workers)))
+
     def output(self) -> str:
-        """Every worker's log, for failure messages."""
+        """The end of every worker's log, for failure messages."""
         logs = sorted(self.root.glob("worker-*.log"))
         return "\n".join(f"--- {p.name} ---\n{p.read_text(errors='replace')[-3000:]}" for p in logs)
 
