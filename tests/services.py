@@ -49,3 +49,18 @@ def postgres_schema() -> Iterator[str]:
     finally:
         with psycopg.connect(base, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
+
+
+@contextmanager
+def redis_prefix() -> Iterator[str]:
+    """A Redis cache URL on the test server under a key prefix of its own; its keys are deleted afterwards."""
+    from cartrecover.adapters.redis import RedisCache
+
+    base = service_url("CARTRECOVER_TEST_REDIS_URL")
+    parts = urlsplit(base)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "prefix"]
+    url = urlunsplit(parts._replace(query=urlencode([*query, ("prefix", f"test:{uuid.uuid4().hex[:16]}:")])))
+    try:
+        yield url
+    finally:
+        RedisCache.from_url(url).delete_prefix()

@@ -2,9 +2,10 @@
 (or the system clock, where the lifecycle runs in its own worker process).
 
 Each server runs on a stack: the embedded default (SQLite files in its data dir), or the scale-out stack, a
-PostgreSQL schema (migrated with `cartrecover migrate`) and a NATS JetStream stream of its own on the servers
-named by `CARTRECOVER_TEST_POSTGRES_URL` and `CARTRECOVER_TEST_NATS_URL`, dropped afterwards. Tests run on the
-embedded stack; those marked `@on_both_stacks` run on both (see `tests.services` for skipping and CI).
+PostgreSQL schema (migrated with `cartrecover migrate`), a NATS JetStream stream and a Redis key prefix of its
+own on the servers named by `CARTRECOVER_TEST_POSTGRES_URL`, `CARTRECOVER_TEST_NATS_URL` and
+`CARTRECOVER_TEST_REDIS_URL`, dropped afterwards. Tests run on the embedded stack; those marked `@on_both_stacks`
+run on both (see `tests.services` for skipping and CI).
 
 The server runs as `sys.executable -m cartrecover` in its own session, so the whole process tree (Granian's
 main process and its worker) can be killed by process-group id, with SIGKILL when a test wants a crash.
@@ -37,7 +38,7 @@ from cartrecover.bootstrap import open_event_log
 from cartrecover.domain.events import Event
 from cartrecover.settings import load_settings
 from tests.nats_server import fresh_stream_url
-from tests.services import postgres_schema
+from tests.services import postgres_schema, redis_prefix
 
 STARTUP_LIMIT = 60.0  # seconds; a guard against a hung start, not a timed assertion
 _SERVERS = pytest.StashKey[list["Server"]]()
@@ -46,22 +47,23 @@ STACKS = ("embedded", "scaleout")
 
 @dataclass(frozen=True)
 class Stack:
-    """The backends of a test's engine: empty URLs for the embedded default, else a state store and an event log."""
+    """The backends of a test's engine: empty URLs for the embedded default, else a state store, an event log and
+    a cache of online features."""
 
     name: str = "embedded"
     database_url: str = ""
     event_log_url: str = ""
+    cache_url: str = ""
 
     @property
     def settings(self) -> dict[str, str]:
         """`load_settings` overrides for an engine in the test's own process."""
-        return {"database_url": self.database_url, "event_log_url": self.event_log_url}
+        return {"database_url": self.database_url, "event_log_url": self.event_log_url, "cache_url": self.cache_url}
 
     @property
     def variables(self) -> dict[str, str]:
         """The `CARTRECOVER_*` variables that point a process at these backends (none for the embedded stack)."""
-        urls = {"CARTRECOVER_DATABASE_URL": self.database_url, "CARTRECOVER_EVENT_LOG_URL": self.event_log_url}
-        return {name: url for name, url in urls.items() if url}
+        return {f"CARTRECOVER_{name.upper()}": url for name, url in self.settings.items() if url}
 
     def environment(self) -> dict[str, str]:
         """The environment of a `cartrecover` process on this stack (see `_clean_env`)."""
@@ -77,13 +79,13 @@ on_both_stacks = pytest.mark.parametrize("stack_name", STACKS, indirect=True, sc
 
 @contextlib.contextmanager
 def open_stack(name: str, cwd: Path) -> Iterator[Stack]:
-    """A fresh stack: nothing to make for the embedded one; a new schema, migrated, and a new stream for the
-    scale-out one, both dropped on the way out."""
+    """A fresh stack: nothing to make for the embedded one; a new schema, migrated, a new stream and a new key
+    prefix for the scale-out one, all dropped on the way out."""
     if name == "embedded":
         yield EMBEDDED
         return
-    with postgres_schema() as database_url, fresh_stream_url() as event_log_url:
-        stack = Stack(name, database_url, event_log_url)
+    with postgres_schema() as database_url, fresh_stream_url() as event_log_url, redis_prefix() as cache_url:
+        stack = Stack(name, database_url, event_log_url, cache_url)
         command = [sys.executable, "-m", "cartrecover", "migrate"]  # the operator's step before any process starts
         done = subprocess.run(command, capture_output=True, check=False, env=stack.environment(), cwd=cwd)
         assert done.returncode == 0, done.stderr.decode(errors="replace")

@@ -23,6 +23,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from cartrecover.adapters.redis import RedisCache
 from cartrecover.simulate.traffic import generate_day
 from tests.nats_server import delete_streams, with_stream
 from tests.services import service_url
@@ -143,8 +144,10 @@ def test_the_demo_simulates_three_weeks_and_its_report_agrees_with_the_simulator
 @pytest.mark.slow
 def test_the_demo_runs_on_the_scale_out_stack_with_one_config_file(tmp_path: Path) -> None:
     database, log = service_url("CARTRECOVER_TEST_POSTGRES_URL"), service_url("CARTRECOVER_TEST_NATS_URL")
+    cache = service_url("CARTRECOVER_TEST_REDIS_URL")
     config = tmp_path / "scaleout.toml"
-    config.write_text(f'[engine]\ndatabase_url = "{database}"\nevent_log_url = "{with_stream(log, "cartrecover")}"\n')
+    urls = {"database_url": database, "event_log_url": with_stream(log, "cartrecover"), "cache_url": cache}
+    config.write_text("[engine]\n" + "".join(f'{key} = "{url}"\n' for key, url in urls.items()))
 
     run = cli(
         "demo", "--config", str(config), "--data-dir", str(tmp_path / "demo"), "--days", "7", "--learning-loop", "off"
@@ -157,6 +160,7 @@ def test_the_demo_runs_on_the_scale_out_stack_with_one_config_file(tmp_path: Pat
         assert "the report counts exactly the simulated orders and their totals, per group" in run.stdout
         assert "Incremental revenue:" in run.stdout and "a journey stopped by an order" in run.stdout
         assert f"NATS streams {made[1]} and {made[1]}_scrubbed" in run.stdout
+        assert f"Redis keys under {made[1]}:" in run.stdout
         assert not list((tmp_path / "demo").glob("*.db"))  # nothing went to the embedded stack's files
         with psycopg.connect(database) as db:
             table = sql.Identifier(made[1], "carts")
@@ -170,3 +174,4 @@ def test_the_demo_runs_on_the_scale_out_stack_with_one_config_file(tmp_path: Pat
             with psycopg.connect(database, autocommit=True) as db:
                 db.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(made[1])))
             asyncio.run(delete_streams(log, made[1], f"{made[1]}_scrubbed"))
+            RedisCache.from_url(f"{cache}?prefix={made[1]}:").delete_prefix()

@@ -1,10 +1,10 @@
-"""`cartrecover demo` on the scale-out stack: a PostgreSQL schema and a NATS stream of the run's own.
+"""`cartrecover demo` on the scale-out stack: a PostgreSQL schema, a NATS stream and Redis keys of the run's own.
 
 The demo's processes (`stores add`, `serve`, `report`) read their backends from the environment. When the
-settings name a PostgreSQL state store or a NATS event log, each run gets a new schema in that database,
-migrated as `cartrecover migrate` does, and a new stream on that server: the demo never touches data that was
-there, and a second run starts as empty as the first. Both are kept afterwards, so that the dashboard can be
-served on them; the demo prints how to do that and how to drop them.
+settings name a PostgreSQL state store, a NATS event log or a Redis cache, each run gets a new schema in that
+database, migrated as `cartrecover migrate` does, a new stream on that server and a key prefix of its own: the
+demo never touches data that was there, and a second run starts as empty as the first. They are kept
+afterwards, so that the dashboard can be served on them; the demo prints how to do that and how to drop them.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from cartrecover.bootstrap import migrate_database
 from cartrecover.errors import ConfigError, StoreError
 from cartrecover.settings import Settings, redact_url
 
-_URLS = ("CARTRECOVER_DATABASE_URL", "CARTRECOVER_EVENT_LOG_URL")
+_URLS = ("CARTRECOVER_DATABASE_URL", "CARTRECOVER_EVENT_LOG_URL", "CARTRECOVER_CACHE_URL")
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,8 @@ class DemoStack:
 
 
 def prepare(settings: Settings) -> DemoStack:
-    """A fresh schema (migrated) and stream for a run on the configured PostgreSQL and NATS; nothing to make on
-    the embedded stack."""
+    """A fresh schema (migrated), stream and key prefix for a run on the configured PostgreSQL, NATS and Redis;
+    nothing to make on the embedded stack."""
     name = f"cartrecover_demo_{uuid.uuid4().hex[:12]}"
     variables, made = {}, []
     if settings.database_url.split(":", 1)[0] in ("postgresql", "postgres"):
@@ -45,6 +45,9 @@ def prepare(settings: Settings) -> DemoStack:
     if settings.event_log_url.startswith("nats:"):
         variables[_URLS[1]] = _with_params(settings.event_log_url, stream=name)
         made.append(f"NATS streams {name} and {name}_scrubbed (drop: nats stream rm {name}; the same for the other)")
+    if settings.cache_url.split(":", 1)[0] in ("redis", "rediss"):
+        variables[_URLS[2]] = _with_params(settings.cache_url, prefix=f"{name}:")
+        made.append(f"Redis keys under {name}: (a cache: they expire on their own)")
     return DemoStack(variables, tuple(made))
 
 
