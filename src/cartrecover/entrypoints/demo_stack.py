@@ -25,7 +25,7 @@ _URLS = ("CARTRECOVER_DATABASE_URL", "CARTRECOVER_EVENT_LOG_URL", "CARTRECOVER_C
 
 @dataclass(frozen=True)
 class DemoStack:
-    """Where a demo run keeps its state and its log: the variables for its processes, and what was made."""
+    """Where a demo run keeps its state, log and cache: the variables for its processes, and what was made."""
 
     variables: dict[str, str] = field(default_factory=dict)
     made: tuple[str, ...] = ()
