@@ -20,7 +20,6 @@ import json
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -36,6 +35,7 @@ import pytest
 
 from cartrecover.bootstrap import open_event_log
 from cartrecover.domain.events import Event
+from cartrecover.ports.eventlog import EventLog
 from cartrecover.settings import load_settings
 from tests.nats_server import fresh_stream_url
 from tests.services import postgres_schema, redis_prefix
@@ -92,18 +92,25 @@ def open_stack(name: str, cwd: Path) -> Iterator[Stack]:
         yield stack
 
 
-def read_log(url: str) -> list[Event]:
-    """Every event of the event log at `url`, oldest first, read through the port as the lifecycle reads it."""
+@contextlib.contextmanager
+def opened_log(url: str) -> Iterator[EventLog]:
+    """The event log at `url`, opened through the port as the lifecycle opens it (beside the running server)."""
     log = open_event_log(load_settings(None, env={}, event_log_url=url, durability="normal"))
     try:
+        yield log
+    finally:
+        log.close()
+
+
+def read_log(url: str, after: int = 0) -> list[Event]:
+    """The events of the event log at `url` with an offset above `after` (all by default), oldest first."""
+    with opened_log(url) as log:
         events: list[Event] = []
-        offset = 0
+        offset = after
         while batch := log.read_after(offset, 1000):
             offset = batch[-1][0]
             events += [event for _, event in batch]
         return events
-    finally:
-        log.close()
 
 
 @dataclass(frozen=True)
@@ -264,27 +271,28 @@ class Server:
         """The event log's SQLite file (the embedded stack's)."""
         return self.data_dir / "events.db"
 
-    def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        """Read the embedded event log directly (WAL lets us read beside the running server)."""
-        conn = sqlite3.connect(self.event_log, timeout=30)
-        try:
-            return conn.execute(sql, args).fetchall()
-        finally:
-            conn.close()
+    @property
+    def event_log_url(self) -> str:
+        """The URL of the server's event log, on its stack."""
+        return self.stack.event_log_url or f"sqlite:///{self.event_log}"
 
     def logged_events(self) -> list[Event]:
         """Every event in the server's log, read through the port (beside the running server)."""
-        return read_log(self.stack.event_log_url or f"sqlite:///{self.event_log}")
+        return read_log(self.event_log_url)
+
+    def log_offset(self) -> int:
+        """The offset of the newest event in the server's log, 0 if none: a mark to read what comes after it."""
+        with opened_log(self.event_log_url) as log:
+            return log.last_offset()
+
+    def logged_after(self, offset: int) -> list[Event]:
+        """The events logged after `offset`, read through the port: what a request added, without reading the
+        whole log (offsets only grow, and a logged event keeps its offset)."""
+        return read_log(self.event_log_url, after=offset)
 
     def _logged(self, shop: Keys | None) -> list[tuple[int, str]]:
-        """(store id, message id) of the logged events of one store or of all: SQL on the embedded log (the bad
-        input tests count it hundreds of times), the port on any other."""
-        if self.stack.event_log_url:
-            rows = [(event.store_id, event.message_id) for event in self.logged_events()]
-        else:
-            rows = [
-                (int(store), str(message)) for store, message in self.query("SELECT store_id, message_id FROM events")
-            ]
+        """(store id, message id) of the logged events of one store or of all."""
+        rows = [(event.store_id, event.message_id) for event in self.logged_events()]
         return [row for row in rows if shop is None or row[0] == shop.store_id]
 
     def event_count(self, shop: Keys | None = None) -> int:
