@@ -3,6 +3,7 @@
 `segment-analytics-python` posts `/v1/batch` with `writeKey` in the body (and Basic auth, since 2.4);
 `rudder-sdk-python` posts `/v1/batch` gzipped with Basic auth only. Both give up on a non-429 4xx only if
 the error body is `{"code", "message"}`; otherwise they retry a bad request until their budget is spent.
+Every test runs on both stacks (SQLite files; PostgreSQL, NATS JetStream and Redis).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from segment.analytics import Client as SegmentClient
 
 from tests.e2e.conftest import Server, on_both_stacks
+
+pytestmark = on_both_stacks
 
 IDLE_PLUS = timedelta(hours=1)  # past both idle rules (30 min, 15 min after checkout with a contact)
 
@@ -97,7 +100,6 @@ def rudder(server: Server, monkeypatch: pytest.MonkeyPatch) -> Any:
     return rudder_analytics
 
 
-@on_both_stacks
 def test_segment_client_cart_is_abandoned_then_recovered(server: Server, segment: SegmentClient) -> None:
     def send(user: str, event: str, props: dict[str, Any]) -> None:
         segment.track(user, event, props)
@@ -106,7 +108,6 @@ def test_segment_client_cart_is_abandoned_then_recovered(server: Server, segment
     assert_abandoned_then_recovered(server, user, cart, send)
 
 
-@on_both_stacks
 def test_rudder_client_gzip_and_basic_auth_cart_is_abandoned_then_recovered(server: Server, rudder: Any) -> None:
     assert rudder.gzip is True  # the SDK's default: the bodies we get are gzipped
 
