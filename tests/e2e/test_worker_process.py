@@ -1,4 +1,8 @@
-"""On the system clock the lifecycle runs in its own worker process, started and watched over by `serve`."""
+"""On the system clock the lifecycle runs in its own worker process, started and watched over by `serve`.
+
+Every test runs on both stacks: the worker holds the SQLite files on one, a connection to PostgreSQL and NATS
+JetStream on the other.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import pytest
 
 from tests.e2e.conftest import Keys, Server, ServerFactory, on_both_stacks
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, on_both_stacks]
 
 PATIENCE = 60.0  # seconds: a bound on waiting for the worker to catch up, not a timed assertion
 FAST = '[lifecycle]\nidle = "2s"\ncheckout_idle = "2s"\n'
@@ -65,7 +69,6 @@ def status_of(server: Server, shop: Keys, cart_id: str) -> str | None:
     return found[0]["status"] if found else None
 
 
-@on_both_stacks
 def test_events_are_applied_and_carts_abandoned_by_the_worker_process(server_factory: ServerFactory) -> None:
     server = server_factory(config=FAST, clock="system")
     shop = server.stores["a"]
@@ -73,12 +76,15 @@ def test_events_are_applied_and_carts_abandoned_by_the_worker_process(server_fac
 
     add_to_cart(server, shop, "c1", "m1")
 
-    eventually(lambda: status_of(server, shop, "c1") == "active", "the cart to appear")
+    # Active for the 2 s idle time only: on a loaded machine the worker can apply the event that late, or the
+    # polls miss the window, and the first status seen is already the abandoned one. Waiting to see "active"
+    # then waits for ever.
+    first = eventually(lambda: status_of(server, shop, "c1"), "the cart to appear")
+    assert first in ("active", "abandoned")
     eventually(lambda: status_of(server, shop, "c1") == "abandoned", "the idle timer to fire")
     assert server.get("/healthz").json()["lifecycle_lag"] == 0
 
 
-@on_both_stacks
 def test_a_killed_worker_is_replaced_and_applies_what_arrived_meanwhile(server_factory: ServerFactory) -> None:
     server = server_factory(config=FAST, clock="system")
     shop = server.stores["a"]
