@@ -8,7 +8,7 @@ For the treated carts of a short rules-only run of a profile, each priced with t
   the cart's visible signals imply: the best any policy that sees only what the shop sees can do;
 - oracle: per cart, the best plan for the shopper's actual kind.
 
-    .venv/bin/python bench/policy_ceiling.py --profiles default fashion electronics [--days 5]
+    .venv/bin/python bench/policy_ceiling.py --profiles default fashion electronics [--days 5] [--weights 1 2 3]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from cartrecover.decision_settings import DecisionConfig
 from cartrecover.simulate.loop import Priced, fixed_plan
 from cartrecover.simulate.run import run_simulation
 from cartrecover.simulate.shoppers import PROFILES, Shopper
-from cartrecover.simulate.truth import PlannedTouch, expected
+from cartrecover.simulate.truth import Expected, PlannedTouch, expected
 
 
 def touches(plan_touches: Iterable[Touch], shopper: Shopper) -> tuple[PlannedTouch, ...] | None:
@@ -41,6 +41,13 @@ def main() -> None:
     parser.add_argument("--profiles", nargs="+", default=sorted(PROFILES), choices=sorted(PROFILES))
     parser.add_argument("--days", type=int, default=5)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--weights",
+        type=float,
+        nargs="*",
+        default=[],
+        help="also the frontier: per [decisions] discount_weight w, the policies that maximise profit − (w − 1)·discount",
+    )
     args = parser.parse_args()
     print(f"{'profile':<18}{'carts':>6}  {'fixed':>9}{'signals':>9}{'oracle':>9}  discounts: fixed / signals / oracle")
     for name in args.profiles:
@@ -52,6 +59,7 @@ def main() -> None:
         plans = [p for p in config.plans() if economics.allows(p)]
         m, c = profile.margin, profile.channel_costs
         fixed, signals, oracle, carts, chosen = Priced(), Priced(), Priced(), 0, Counter[str]()
+        frontier = {weight: (Priced(), Priced()) for weight in args.weights}
         for truth in run["shoppers"]:
             if truth.group != "treated":
                 continue
@@ -77,6 +85,17 @@ def main() -> None:
                 (expected(shopper, t, margin=m, channel_costs=c) for t in options), key=lambda e: e.incremental_profit
             )
             oracle.add(o.incremental_profit, o.discount, o.messages)
+            for weight, (seen_at, oracle_at) in frontier.items():
+                worth = [
+                    sum(w * _worth(expected(who, option, margin=m, channel_costs=c), weight) for who, w in kinds)
+                    for option in options
+                ]
+                e = expected(shopper, options[worth.index(max(worth))], margin=m, channel_costs=c)
+                seen_at.add(e.incremental_profit, e.discount, e.messages)
+                e = max(
+                    (expected(shopper, t, margin=m, channel_costs=c) for t in options), key=lambda e: _worth(e, weight)
+                )
+                oracle_at.add(e.incremental_profit, e.discount, e.messages)
         print(
             f"{profile.name:<18}{carts:>6}  {fixed.profit:>9,.0f}{signals.profit:>9,.0f}{oracle.profit:>9,.0f}  "
             f"{fixed.discount:,.0f} / {signals.discount:,.0f} / {oracle.discount:,.0f}   "
@@ -84,6 +103,19 @@ def main() -> None:
             f"signals ÷ oracle {signals.profit / oracle.profit:.2f}"
         )
         print("   the signals' best plans: " + ", ".join(f"{p} ({n})" for p, n in chosen.most_common(4)))
+        for weight, (seen_at, oracle_at) in frontier.items():
+            print(
+                f"   weight {weight:>5g}: signals profit ÷ fixed {seen_at.profit / fixed.profit:.2f}, discounts ÷ fixed "
+                f"{seen_at.discount / fixed.discount:.2f}; oracle profit ÷ fixed {oracle_at.profit / fixed.profit:.2f}, "
+                f"discounts ÷ fixed {oracle_at.discount / fixed.discount:.2f}; signals ÷ unconstrained oracle "
+                f"{seen_at.profit / oracle.profit:.2f}"
+            )
+
+
+def _worth(e: Expected, weight: float) -> float:
+    """What a plan is worth to a policy that counts each unit of discount `weight` times (its profit already
+    counts it once)."""
+    return e.incremental_profit - (weight - 1) * e.discount
 
 
 if __name__ == "__main__":

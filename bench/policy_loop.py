@@ -6,7 +6,7 @@ the same traffic. Each policy is priced on the evaluation's treated carts with t
 the realised figures of both runs follow.
 
     .venv/bin/python bench/policy_loop.py --profiles default fashion electronics --seeds 1 2 \
-        [--visitors 1500] [--explore-days 21] [--eval-days 7] [--exploration 0.3]
+        [--visitors 1500] [--explore-days 21] [--eval-days 7] [--exploration 0.3] [--discount-weight 1]
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ def main() -> None:
     parser.add_argument("--explore-days", type=int, default=21)
     parser.add_argument("--eval-days", type=int, default=7)
     parser.add_argument("--exploration", type=float, default=0.3)
+    parser.add_argument(
+        "--discount-weight", help="the learning store's [decisions] discount_weight (default: the setting's, 1)"
+    )
     parser.add_argument("--json", help="also write every result to this file")
     args = parser.parse_args()
     results = []
@@ -40,7 +43,12 @@ def main() -> None:
         for seed in args.seeds:
             began = time.perf_counter()
             result = run_loop(
-                profile, seed, explore_days=args.explore_days, eval_days=args.eval_days, exploration=args.exploration
+                profile,
+                seed,
+                explore_days=args.explore_days,
+                eval_days=args.eval_days,
+                exploration=args.exploration,
+                decisions={"discount_weight": args.discount_weight} if args.discount_weight else None,
             )
             realised = result.realised
             print(

@@ -9,12 +9,19 @@ clv_weight = 0.0            # the share of a shopper's expected future spend tha
 incentives = [0, 5, 10, 15] # percent-off levels the policy may offer (the guardrails' maximum still applies)
 cadences = ["1h", "1h,24h", "1h,24h,72h"]
 channels = ["email", "sms", "push"]
+discount_weight = 1.0       # what a unit of discount given costs, in units of discount: 1 is its face value
 incentive_budget = 0        # expected discount per budget period, store currency (0: no budget)
 budget_period = "30d"
 send_time_window = "3h"     # follow-ups move up to this much toward the hour the shopper is most active
 
 Each simple key can be set in the environment as CARTRECOVER_DECISIONS_<KEY> (e.g. CARTRECOVER_DECISIONS_POLICY).
 `margin` and `channel_costs` (a table: email, sms, push, in major units) also apply to the report's profit view.
+
+`discount_weight` above 1 makes the policy count every unit of discount it expects to give that many times when it
+compares plans: for a store that counts what discounts cost beyond their face value (shoppers who learn to wait for
+them) or wants to spend less on them. It is the even way to spend less: the discounts that go are those that buy the
+least profit per unit given, wherever in the period the carts come, where `incentive_budget` stops every discount
+once the period's budget is spent. The report's profit is still counted at face value.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ class DecisionConfig:
     )
     channels: tuple[Channel, ...] = (Channel.EMAIL, Channel.SMS, Channel.PUSH)
     channel_costs: Mapping[str, float] = field(default_factory=lambda: {"email": 0.001, "sms": 0.04, "push": 0.0005})
+    discount_weight: float = 1.0
     incentive_budget: float = 0.0
     budget_period: timedelta = timedelta(days=30)
     send_time_window: timedelta = timedelta(hours=3)
@@ -59,6 +67,10 @@ class DecisionConfig:
         for name in ("exploration", "margin", "margin_floor"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"decisions.{name} must be between 0 and 1")
+        if not 0 <= self.discount_weight <= 100:
+            raise ConfigError(
+                "decisions.discount_weight must be between 0 and 100 (1: a discount costs its face value)"
+            )
         if any(not 0 <= p <= 100 for p in self.incentives) or not self.cadences or not self.channels:
             raise ConfigError("decisions: incentives are 0–100 %, and cadences and channels may not be empty")
 
@@ -68,7 +80,14 @@ class DecisionConfig:
 
     def economics(self, max_discount_percent: int) -> Economics:
         """What the policy weighs, with the guardrails' maximum discount."""
-        return Economics(self.margin, self.margin_floor, max_discount_percent, self.clv_weight, self.channel_costs)
+        return Economics(
+            self.margin,
+            self.margin_floor,
+            max_discount_percent,
+            self.clv_weight,
+            self.channel_costs,
+            self.discount_weight,
+        )
 
 
 def parse_decisions(
@@ -85,22 +104,26 @@ def parse_decisions(
         if value is not None:
             merged[name] = value.split(",") if name in ("incentives", "channels") else value
     values: dict[str, Any] = {}
-    try:
-        for name, value in merged.items():
-            if name in ("exploration", "margin", "margin_floor", "clv_weight", "incentive_budget"):
-                values[name] = float(value)
-            elif name == "incentives":
-                values[name] = tuple(int(v) for v in value)
-            elif name == "channels":
-                values[name] = tuple(Channel(str(v).strip()) for v in value)
-            elif name == "cadences":
-                values[name] = tuple(tuple(duration(d.strip()) for d in str(c).split(",")) for c in value)
-            elif name in ("budget_period", "send_time_window"):
-                values[name] = duration(value)
-            elif name == "channel_costs":
-                values[name] = {Channel(k).value: float(v) for k, v in dict(value).items()}
-            else:
-                values[name] = str(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"[decisions]: {exc}") from exc
+    for name, value in merged.items():
+        try:
+            values[name] = _parsed(name, value, duration)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"[decisions] {name} = {value!r}: {exc}") from exc
     return replace(DecisionConfig(), **values)
+
+
+def _parsed(name: str, value: Any, duration: Callable[[Any], timedelta]) -> Any:
+    """One `[decisions]` setting from its TOML or environment form."""
+    if name in ("exploration", "margin", "margin_floor", "clv_weight", "incentive_budget", "discount_weight"):
+        return float(value)
+    if name == "incentives":
+        return tuple(int(v) for v in value)
+    if name == "channels":
+        return tuple(Channel(str(v).strip()) for v in value)
+    if name == "cadences":
+        return tuple(tuple(duration(d.strip()) for d in str(c).split(",")) for c in value)
+    if name in ("budget_period", "send_time_window"):
+        return duration(value)
+    if name == "channel_costs":
+        return {Channel(k).value: float(v) for k, v in dict(value).items()}
+    return str(value)

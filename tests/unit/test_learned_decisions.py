@@ -27,6 +27,7 @@ from cartrecover.domain.cart import Cart, CartStatus
 from cartrecover.domain.events import LineItem
 from cartrecover.domain.journey import Channel
 from cartrecover.engine import Engine
+from cartrecover.errors import ConfigError
 from cartrecover.ingest import segment
 from cartrecover.learn.evaluate import check, evaluate
 from cartrecover.learn.train import Example, NotEnoughData, train
@@ -35,6 +36,7 @@ from cartrecover.models.bundle import Bundle
 from cartrecover.models.sendtime import SendTime
 from cartrecover.ports.decisions import DecisionRecord
 from cartrecover.ports.shoppers import Shopper
+from cartrecover.settings import load_settings
 from tests.conftest import START, Shop, add_shop, make_settings
 from tests.factories import Recorder, event, identified, item, order_completed, page_viewed, product_added, random_id
 
@@ -241,6 +243,32 @@ def test_the_margin_floor_and_the_maximum_discount_remove_deep_discounts() -> No
     assert choose(greedy, margin=0.4, margin_floor=0.1).plan.percent_off == 15
     assert choose(greedy, margin=0.2, margin_floor=0.1).plan.percent_off == 10
     assert choose(greedy, max_discount_percent=5).plan.percent_off == 5
+
+
+def test_a_discount_weight_counts_each_expected_unit_of_discount_that_many_times() -> None:
+    hunter = Truth(0.05, 0.0, 0.01)  # 15 % off is worth it at face value, not at twice it
+    face = choose(hunter)
+    assert face.plan.percent_off == 15
+    doubled = choose(hunter, discount_weight=2.0)
+    assert doubled.plan.percent_off < 15
+    chosen = doubled.chosen
+    touches, percent = chosen.plan.describe()[0], chosen.plan.percent_off
+    p = 0.05 + 0.01 * percent
+    assert chosen.incentive == pytest.approx(p * percent / 100 * 100)  # the expected discount itself, unweighted
+    assert chosen.value == pytest.approx((p - 0.05) * 40 - 2 * chosen.incentive - 0.001 * touches)
+
+
+def test_the_discount_weight_is_read_from_the_config_and_the_environment_and_checked(tmp_path: Path) -> None:
+    config = tmp_path / "cartrecover.toml"
+    config.write_text("[decisions]\ndiscount_weight = 2.5\n")
+    assert load_settings(config, env={}).decisions.discount_weight == 2.5
+    assert load_settings(config, env={}).decisions.economics(30).discount_weight == 2.5
+    env = {"CARTRECOVER_DECISIONS_DISCOUNT_WEIGHT": "3"}
+    assert load_settings(config, env=env).decisions.discount_weight == 3.0
+    assert load_settings(None, env={}).decisions.discount_weight == 1.0
+    for bad in ("-1", "many"):
+        with pytest.raises(ConfigError, match="discount_weight"):
+            load_settings(config, env={"CARTRECOVER_DECISIONS_DISCOUNT_WEIGHT": bad})
 
 
 def test_an_incentive_budget_spent_for_the_period_leaves_only_plans_without_one(tmp_path: Path) -> None:
@@ -491,6 +519,19 @@ def test_off_policy_evaluation_of_a_bundle_covers_what_its_policy_truly_earns(bu
     assert dr.low <= true_value <= dr.high and snips.low <= true_value <= snips.high
     assert true_value > result.logged_value  # the learned policy beats uniform exploration, and says so
     assert dr.high - dr.low < ips.high - ips.low
+
+
+def test_off_policy_evaluation_weighs_discounts_as_the_policy_does(bundle: Bundle) -> None:
+    logged = synthetic_log(2000, seed=11)
+    face = evaluate(logged, bundle, DecisionConfig(channels=(Channel.EMAIL,), margin=0.5), 30)
+    heavy = evaluate(logged, bundle, DecisionConfig(channels=(Channel.EMAIL,), margin=0.5, discount_weight=3), 30)
+    given = sum(
+        e.value * e.record.action[5] / 100
+        for e in logged
+        if e.record.propensity and e.record.group != "holdout" and e.ordered and e.discounted
+    )
+    assert given > 0  # some logged orders used a discount: counted twice more, the logged value drops by that
+    assert face.logged_value - heavy.logged_value == pytest.approx(2 * given / face.decisions)
 
 
 def test_a_lifetime_value_model_that_cannot_evaluate_a_history_gives_no_estimate_not_an_error() -> None:

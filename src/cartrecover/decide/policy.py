@@ -3,10 +3,10 @@
 For each candidate plan a (DESIGN.md section 5):
 
     value(a) = uplift(a) · (order value + clv_weight · lifetime value) · margin
-               − P(order | a) · P(the order uses the incentive | a) · percent_off(a) · order value
+               − w · P(order | a) · P(the order uses the incentive | a) · percent_off(a) · order value
                − Σ channel costs of its touches
 
-and value(no contact) = 0. The incentive is charged on every order the plan may bring through its offer,
+and value(no contact) = 0, where w is `[decisions] discount_weight` (1: a discount costs its face value). The incentive is charged on every order the plan may bring through its offer,
 including the orders that would have come anyway: that is what makes a discount to a shopper who returns alone
 a loss. An offer that comes late is used by fewer of the orders (the earlier reminders and the shoppers who come
 back alone take the rest): the bundle learns that share from which logged orders used our codes; without it,
@@ -62,6 +62,7 @@ class Economics:
     max_discount_percent: int = 30
     clv_weight: float = 0.0  # the share of a shopper's expected future spend a won-back order also wins
     channel_costs: Mapping[str, float] = field(default_factory=lambda: {"email": 0.001, "sms": 0.04, "push": 0.0005})
+    discount_weight: float = 1.0  # a unit of discount given counts this many times when plans are compared
 
     def allows(self, plan: Plan) -> bool:
         """The discount guardrails: the maximum discount and the margin floor."""
@@ -122,7 +123,7 @@ def choose(
     valued = [Valued(NO_CONTACT, p0, 0.0, 0.0)]
     for plan, p, q in zip(treated, probabilities.tolist(), used.tolist(), strict=True):
         incentive = p * q * plan.percent_off / 100 * order_value
-        value = (p - p0) * worth - incentive - economics.cost(plan)
+        value = (p - p0) * worth - economics.discount_weight * incentive - economics.cost(plan)
         valued.append(Valued(plan, p, p - p0, value, incentive))
     ranked = sorted(valued, key=lambda v: v.value, reverse=True)
     best = ranked[0]

@@ -1,7 +1,8 @@
 """Off-policy evaluation of a model bundle on the decisions a store logged, before it goes live.
 
 The reward of a logged decision is the profit it brought: the order's margin less the discount its plan
-offered, if the cart was ordered within its window, less the plan's channel costs. The candidate policy is the
+offered (counted `discount_weight` times, as the policy counts it), if the cart was ordered within its window, less
+the plan's channel costs. The candidate policy is the
 bundle's greedy choice over the plans each logged shopper could get. Only decisions with a logged propensity
 count (exploring or exploring-capable ones); IPS, self-normalised IPS and doubly robust (with the bundle's own
 reward model) estimate what the candidate would have earned per decision, next to what the logged policy did.
@@ -42,7 +43,7 @@ def evaluate(found: Sequence[Example], bundle: Bundle, config: DecisionConfig, m
     if not usable:
         raise ValueError("no logged decision has a propensity: turn exploration on and let it log some")
     economics = config.economics(max_discount)
-    plans = config.plans()
+    plans, w = config.plans(), config.discount_weight
     reward, logged, target, predicted, expected = [], [], [], [], []
     for example in usable:
         record = example.record
@@ -55,14 +56,14 @@ def evaluate(found: Sequence[Example], bundle: Bundle, config: DecisionConfig, m
         logged_plan = next((p for p in plans if p.describe() == record.action), None)
         percent, cost = record.action[5], economics.cost(logged_plan) if logged_plan else 0.0
         given = percent if example.discounted else 0.0  # the discount the order really took
-        reward.append(_profit(float(example.ordered), example.value, config.margin, given, cost))
+        reward.append(_profit(float(example.ordered), example.value, config.margin, w * given, cost))
         logged.append(record.propensity or 1.0)
         target.append(float(choice.plan.describe() == record.action))
         p_logged, q_logged = _p_order(bundle, row, record.action)
-        predicted.append(_profit(p_logged, example.value, config.margin, percent * q_logged, cost))
+        predicted.append(_profit(p_logged, example.value, config.margin, w * percent * q_logged, cost))
         chosen = choice.plan
         expected.append(
-            choice.chosen.p_order * example.value * config.margin - choice.chosen.incentive - economics.cost(chosen)
+            choice.chosen.p_order * example.value * config.margin - w * choice.chosen.incentive - economics.cost(chosen)
         )
     arrays = [np.asarray(a, dtype=np.float64) for a in (reward, logged, target, predicted, expected)]
     r, p, t, q, e = arrays
@@ -108,7 +109,7 @@ def check(found: Sequence[Example], purchasers: Sequence[Shopper], config: Decis
     except NotEnoughData as exc:
         return Check(False, f"too little data to check a model offline ({exc})")
     running = [
-        _profit(float(e.ordered), e.value, config.margin, e.record.action[5] * e.discounted, _cost(config, max_discount, e.record.action))
+        _profit(float(e.ordered), e.value, config.margin, config.discount_weight * e.record.action[5] * e.discounted, _cost(config, max_discount, e.record.action))
         for e in newest
         if e.record.group == "treated" and not e.record.explored and e.record.propensity
     ]  # fmt: skip
@@ -135,7 +136,8 @@ def _cost(config: DecisionConfig, max_discount: int, action: Sequence[float]) ->
 
 
 def _profit(p_order: float, value: float, margin: float, percent: float, cost: float) -> float:
-    """A decision's (expected) profit: the order's margin less the plan's discount, if it orders, less its costs."""
+    """A decision's (expected) profit: the order's margin less the plan's discount (`percent`, already weighted),
+    if it orders, less its costs."""
     return p_order * (value * margin - percent / 100 * value) - cost
 
 

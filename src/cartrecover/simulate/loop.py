@@ -14,11 +14,12 @@ figures of both runs are reported beside them.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -106,11 +107,14 @@ def run_loop(
     fixed_run: bool = True,
     progress: bool = False,
     say: Callable[[str], None] = lambda _: None,
+    decisions: Mapping[str, str] | None = None,
 ) -> LoopResult:
-    """Explore, train, deploy and compare on one store profile (see the module's docstring)."""
+    """Explore, train, deploy and compare on one store profile (see the module's docstring). `decisions` are more
+    `[decisions]` settings of the learning store (e.g. {"discount_weight": "3"}), for its training too."""
     base = data_dir or Path(tempfile.mkdtemp(prefix="cartrecover-loop-"))
     base.mkdir(parents=True, exist_ok=True)
     margin = {"CARTRECOVER_DECISIONS_MARGIN": str(profile.margin)}  # the store tells the engine its margin
+    margin |= {f"CARTRECOVER_DECISIONS_{key.upper()}": value for key, value in (decisions or {}).items()}
     say(f"1/3 exploring: {explore_days} days, {exploration:.0%} of decisions explore, the rules decide the rest")
     explore_env = {**margin, "CARTRECOVER_DECISIONS_EXPLORATION": str(exploration)}
     first = run_simulation(
@@ -121,7 +125,11 @@ def run_loop(
     say("2/3 cartrecover train")
     command = [sys.executable, "-m", "cartrecover", "train", "--data-dir", str(base / "learned")]
     training = subprocess.run(
-        [*command, "--until", first["end"].isoformat()], check=False, capture_output=True, text=True
+        [*command, "--until", first["end"].isoformat()],
+        check=False,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **margin},  # the offline check weighs profit with the store's own settings
     )
     if training.returncode != 0:
         raise RuntimeError(f"cartrecover train failed: {training.stderr.strip() or training.stdout.strip()}")
