@@ -4,8 +4,8 @@ Examples are the logged decisions whose recovery window has closed, each labelle
 ordered inside the window. The split is by time: the models learn on the older 80 % and are checked on the
 newest 20 %, so the metrics say how they do on carts they have not seen, in the order they come.
 
-- No contact: LightGBM on the holdout and the "no contact" decisions, the only carts nobody touched;
-  calibrated by isotonic regression on the newest part.
+- No contact: LightGBM on the holdout and the "no contact" decisions, the only carts nobody touched, calibrated
+  by isotonic regression on out-of-fold scores (`learn/propensity.fit_propensity`, split by time).
 - Contact: a penalised logistic regression of every treated decision's outcome on products of plan terms and
   cart terms (models/effects.py), offset by the no-contact log-odds, with a fixed L2 penalty (`PENALTY`).
   A treated cart that no channel could reach was never contacted: it joins the untouched ones. Rows are not
@@ -25,15 +25,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import lightgbm as lgb
 import numpy as np
 from scipy import optimize
-from sklearn.isotonic import IsotonicRegression
 
 from cartrecover.decide import features
 from cartrecover.decide.actions import ACTION_NAMES
 from cartrecover.domain.cart import Cart, CartStatus
 from cartrecover.learn import metrics
+from cartrecover.learn.propensity import fit_propensity
 from cartrecover.models import effects as contact_terms
 from cartrecover.models.bundle import Bundle
 from cartrecover.models.calibration import Isotonic
@@ -49,20 +48,6 @@ MIN_CONTROL = 100  # untouched carts the no-contact model needs, and ...
 MIN_CONTROL_ORDERS = 10  # ... orders among them
 MIN_TREATED = 200
 MIN_REPEAT_BUYERS = 30  # for a lifetime-value fit
-PARAMS: dict[str, Any] = {
-    "objective": "binary",
-    "learning_rate": 0.05,
-    "num_leaves": 15,
-    "min_data_in_leaf": 20,
-    "feature_fraction": 0.9,
-    "bagging_fraction": 0.9,
-    "bagging_freq": 1,
-    "lambda_l2": 1.0,
-    "num_threads": 2,
-    "verbose": -1,
-    "seed": 7,
-}
-ROUNDS = 400
 # The contact model's L2 penalty on the summed log loss: a Gaussian prior of variance 1/10 on each effect (a
 # standard deviation of 0.3 in log-odds), which the data outweighs as it grows. On the simulated stores' logs it
 # beat 1, 30 and 100 (docs/benchmarks.md); choosing it by log loss on the newest part picked 100 and lost, as
@@ -181,34 +166,22 @@ def _matrix(rows: Sequence[Sequence[float]]) -> np.ndarray:
     return np.asarray(rows, dtype=np.float64)
 
 
-def _fit(x: np.ndarray, y: np.ndarray, cut: int, names: Sequence[str]) -> lgb.Booster:
-    """LightGBM with early stopping on the newest part; the best iteration is kept."""
-    train_set = lgb.Dataset(x[:cut], y[:cut], feature_name=list(names), free_raw_data=False)
-    valid_set = lgb.Dataset(x[cut:], y[cut:], reference=train_set)
-    return lgb.train(
-        PARAMS, train_set, ROUNDS, valid_sets=[valid_set], callbacks=[lgb.early_stopping(30, verbose=False)]
-    )
-
-
 def _no_contact(control: Sequence[Example]) -> tuple[Trees, Isotonic, dict[str, float]]:
+    """The calibrated propensity trees of `learn/propensity.py` (the ones bench/propensity_osi.py measures), split by
+    time: the newest 20 % only scores them; of the rest, the newest fifth picks the tree shape and rounds, and
+    out-of-fold scores over consecutive stretches of time fit the isotonic calibration."""
     x = _matrix([e.record.features for e in control])
     y = np.asarray([e.ordered for e in control], dtype=np.float64)
-    cut = _split(len(control))
-    trees = Trees.from_booster(_fit(x, y, cut, features.NAMES))
-    raw = trees.probability(x[cut:])
-    isotonic = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y[cut:])
-    calibration = Isotonic(
-        tuple(float(t) for t in isotonic.X_thresholds_), tuple(float(v) for v in isotonic.y_thresholds_)
-    )
-    calibrated = calibration.apply(raw)
+    fit = fit_propensity(x, y, features.NAMES, order=np.arange(len(y)), holdout=1 - _split(len(y)) / len(y))
     return (
-        trees,
-        calibration,
+        fit.trees,
+        fit.calibration,
         {
-            "no_contact_auc": _auc(y[cut:], raw),
-            "no_contact_brier": metrics.brier(y[cut:], calibrated),
+            "no_contact_auc": fit.metrics.get("roc_auc", math.nan),
+            "no_contact_brier": fit.metrics.get("brier", math.nan),
+            "no_contact_ece": fit.metrics.get("ece", math.nan),
             "no_contact_rate": float(y.mean()),
-            "no_contact_trees": float(trees.text.count("Tree=")),
+            "no_contact_trees": float(fit.trees.text.count("Tree=")),
         },
     )
 
