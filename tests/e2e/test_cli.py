@@ -1,7 +1,8 @@
 """The command line as a user runs it: stores, replay and the demo.
 
-Replay's tests read the embedded stack's SQLite files directly (the state a replay leaves, the log a refused file
-leaves untouched), so they run on it alone; the demo runs on both stacks.
+The stores and replay tests run on both stacks, the commands pointed at a fresh one by its `CARTRECOVER_*`
+variables; they read what a command leaves (the carts' statuses, the event log) through the ports, from the
+SQLite files or from PostgreSQL and NATS JetStream alike. The demo has a test per stack.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import json
 import os
 import random
 import re
-import sqlite3
 import subprocess
 import sys
 from collections import Counter
@@ -24,16 +24,21 @@ import pytest
 from psycopg import sql
 
 from cartrecover.adapters.redis import RedisCache
+from cartrecover.bootstrap import open_database
+from cartrecover.domain.events import Event
+from cartrecover.settings import load_settings
 from cartrecover.simulate.traffic import generate_day
+from tests.e2e.conftest import EMBEDDED, Stack, on_both_stacks, read_log
 from tests.nats_server import delete_streams, with_stream
 from tests.services import service_url
 
 DAY = datetime(2026, 3, 1, tzinfo=UTC)
 
 
-def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run `python -m cartrecover ARGS` (no holdout: the generator's fates assume every shopper is treated)."""
-    env = {**os.environ, "CARTRECOVER_HOLDOUT_SHARE": "0"}
+def cli(*args: str, cwd: Path | None = None, stack: Stack = EMBEDDED) -> subprocess.CompletedProcess[str]:
+    """Run `python -m cartrecover ARGS` on `stack` (no holdout: the generator's fates assume every shopper is
+    treated)."""
+    env = {**os.environ, **stack.variables, "CARTRECOVER_HOLDOUT_SHARE": "0"}
     return subprocess.run(
         [sys.executable, "-m", "cartrecover", *args],
         capture_output=True,
@@ -45,80 +50,99 @@ def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
     )
 
 
-def carts_by_status(data_dir: Path) -> dict[str, str]:
-    """Cart id → status, read straight from the embedded database."""
-    with sqlite3.connect(data_dir / "cartrecover.db") as db:
-        return dict(db.execute("SELECT cart_id, status FROM carts").fetchall())
+def carts_by_status(data_dir: Path, stack: Stack = EMBEDDED) -> dict[str, str]:
+    """Cart id → status of every store's carts, read through the state store's port."""
+    database = open_database(load_settings(None, env={}, data_dir=data_dir, **stack.settings))
+    try:
+        with database.read() as uow:
+            statuses: dict[str, str] = {}
+            for store in uow.stores.all():
+                after: str | None = None
+                while page := uow.carts.page(store.store_id, None, 1000, after):
+                    statuses |= {cart.cart_id: cart.status.value for cart in page}
+                    after = page[-1].cart_id
+            return statuses
+    finally:
+        database.close()
+
+
+def logged_events(data_dir: Path, stack: Stack) -> list[Event]:
+    """The events in the stack's event log, read through the port."""
+    return read_log(load_settings(None, env={}, data_dir=data_dir, **stack.settings).resolved_event_log_url)
 
 
 def write_jsonl(path: Path, calls: list[dict[str, Any]]) -> None:
     path.write_text("".join(json.dumps(call) + "\n" for call in calls))
 
 
-def test_stores_add_prints_working_keys_and_list_shows_no_secrets(tmp_path: Path) -> None:
-    added = cli("stores", "add", "corner-shop", "--json", "--data-dir", str(tmp_path), "--currency", "eur")
+@on_both_stacks
+def test_stores_add_prints_working_keys_and_list_shows_no_secrets(stack: Stack, tmp_path: Path) -> None:
+    added = cli("stores", "add", "corner-shop", "--json", "--data-dir", str(tmp_path), "--currency", "eur", stack=stack)
     assert added.returncode == 0, added.stderr
     keys = json.loads(added.stdout)
     assert keys["name"] == "corner-shop"
     assert keys["write_key"].startswith("wk_") and keys["admin_key"].startswith("ak_")
     assert keys["shopify_secret"] and keys["woocommerce_secret"]
 
-    listed = cli("stores", "list", "--json", "--data-dir", str(tmp_path))
+    listed = cli("stores", "list", "--json", "--data-dir", str(tmp_path), stack=stack)
     assert json.loads(listed.stdout) == [
         {"store_id": keys["store_id"], "name": "corner-shop", "timezone": "UTC", "currency": "EUR"}
     ]
     assert keys["admin_key"] not in listed.stdout and keys["write_key"] not in listed.stdout
 
-    again = cli("stores", "add", "corner-shop", "--data-dir", str(tmp_path))
+    again = cli("stores", "add", "corner-shop", "--data-dir", str(tmp_path), stack=stack)
     assert again.returncode == 1 and "exists" in again.stderr
 
 
-def test_replay_applies_a_shuffled_file_in_event_time_order(tmp_path: Path) -> None:
+@on_both_stacks
+def test_replay_applies_a_shuffled_file_in_event_time_order(stack: Stack, tmp_path: Path) -> None:
     day = generate_day(DAY, shoppers=120, seed=11)
     shuffled = list(day.calls)
     random.Random(5).shuffle(shuffled)
     write_jsonl(tmp_path / "day.jsonl", shuffled)
-    assert cli("stores", "add", "replayed", "--data-dir", str(tmp_path / "d")).returncode == 0
+    assert cli("stores", "add", "replayed", "--data-dir", str(tmp_path / "d"), stack=stack).returncode == 0
 
     run = cli(
-        "replay", str(tmp_path / "day.jsonl"), "--data-dir", str(tmp_path / "d"), "--until", "2026-03-02T02:00:00Z"
+        "replay",
+        str(tmp_path / "day.jsonl"),
+        *("--data-dir", str(tmp_path / "d"), "--until", "2026-03-02T02:00:00Z"),
+        stack=stack,
     )
 
     assert run.returncode == 0, run.stderr
     summary = json.loads(run.stdout)
     assert summary["events"] == len(day.calls) and summary["duplicates"] == 0
-    assert carts_by_status(tmp_path / "d") == day.fates
+    assert carts_by_status(tmp_path / "d", stack) == day.fates
     assert summary["carts"] == dict(Counter(day.fates.values()))
 
 
-def test_replaying_the_same_file_twice_changes_nothing_the_second_time(tmp_path: Path) -> None:
+@on_both_stacks
+def test_replaying_the_same_file_twice_changes_nothing_the_second_time(stack: Stack, tmp_path: Path) -> None:
     day = generate_day(DAY, shoppers=40, seed=3)
     write_jsonl(tmp_path / "day.jsonl", day.calls)
-    cli("stores", "add", "twice", "--data-dir", str(tmp_path / "d"))
-    first = cli(
-        "replay", str(tmp_path / "day.jsonl"), "--data-dir", str(tmp_path / "d"), "--until", "2026-03-02T02:00:00Z"
-    )
-    before = carts_by_status(tmp_path / "d")
+    data_dir = ("--data-dir", str(tmp_path / "d"))
+    assert cli("stores", "add", "twice", *data_dir, stack=stack).returncode == 0
+    first = cli("replay", str(tmp_path / "day.jsonl"), *data_dir, "--until", "2026-03-02T02:00:00Z", stack=stack)
+    before = carts_by_status(tmp_path / "d", stack)
 
-    second = cli(
-        "replay", str(tmp_path / "day.jsonl"), "--data-dir", str(tmp_path / "d"), "--until", "2026-03-02T03:00:00Z"
-    )
+    second = cli("replay", str(tmp_path / "day.jsonl"), *data_dir, "--until", "2026-03-02T03:00:00Z", stack=stack)
 
     assert first.returncode == 0 and second.returncode == 0, second.stderr
     assert json.loads(second.stdout)["duplicates"] == len(day.calls)
-    assert carts_by_status(tmp_path / "d") == before == day.fates
+    assert carts_by_status(tmp_path / "d", stack) == before == day.fates
+    assert len(logged_events(tmp_path / "d", stack)) == len(day.calls)  # each logged once
 
 
-def test_replay_refuses_a_file_with_a_bad_line_and_names_it(tmp_path: Path) -> None:
+@on_both_stacks
+def test_replay_refuses_a_file_with_a_bad_line_and_names_it(stack: Stack, tmp_path: Path) -> None:
     (tmp_path / "bad.jsonl").write_text('{"type":"page","anonymousId":"a","timestamp":"2026-03-01T10:00:00Z"}\n{oops\n')
-    cli("stores", "add", "strict", "--data-dir", str(tmp_path / "d"))
+    assert cli("stores", "add", "strict", "--data-dir", str(tmp_path / "d"), stack=stack).returncode == 0
 
-    run = cli("replay", str(tmp_path / "bad.jsonl"), "--data-dir", str(tmp_path / "d"))
+    run = cli("replay", str(tmp_path / "bad.jsonl"), "--data-dir", str(tmp_path / "d"), stack=stack)
 
     assert run.returncode == 1
     assert "bad.jsonl:2" in run.stderr
-    with sqlite3.connect(tmp_path / "d" / "events.db") as db:
-        assert db.execute("SELECT count(*) FROM events").fetchone() == (0,)
+    assert logged_events(tmp_path / "d", stack) == []  # not even the good first line
 
 
 @pytest.mark.slow
