@@ -19,6 +19,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
+from cartrecover.adapters.postgres._options import PoolOptions
 from cartrecover.errors import StoreError
 from cartrecover.settings import redact_url
 
@@ -84,8 +85,11 @@ class Transaction(Generic[T]):
             # transaction with it. The caller's own exception is what to report.
 
 
-def open_pool(url: str, *, durability: str, size: int) -> ConnectionPool[Conn]:
-    """A pool of autocommit connections (transactions are begun by hand), opened and ready."""
+def open_pool(url: str, *, durability: str, options: PoolOptions) -> ConnectionPool[Conn]:
+    """A pool of autocommit connections (transactions are begun by hand), opened and ready.
+
+    `url` is libpq's, without the pool's parameters (`PoolOptions.from_url`).
+    """
 
     def configure(conn: Conn) -> None:
         if durability != "full":
@@ -95,7 +99,13 @@ def open_pool(url: str, *, durability: str, size: int) -> ConnectionPool[Conn]:
 
     kwargs: dict[str, Any] = {"autocommit": True}
     pool = ConnectionPool(
-        url, min_size=1, max_size=size, kwargs=kwargs, configure=configure, open=False, name="cartrecover"
+        url,
+        min_size=options.min_size,
+        max_size=options.max_size,
+        kwargs=kwargs,
+        configure=configure,
+        open=False,
+        name="cartrecover",
     )
     try:
         pool.open(wait=True, timeout=30)

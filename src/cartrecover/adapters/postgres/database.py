@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cartrecover.adapters.migrations import Migrated
 from cartrecover.adapters.postgres import schema
+from cartrecover.adapters.postgres._options import PoolOptions
 from cartrecover.adapters.postgres.carts import PostgresCarts, PostgresTimeline
 from cartrecover.adapters.postgres.connections import READ, WRITE, Conn, Transaction, connect, open_pool
 from cartrecover.adapters.postgres.decisions import PostgresDecisions, PostgresModels
@@ -73,24 +74,25 @@ class PostgresDatabase:
     Opening checks the schema's version and refuses a database that is behind: run `cartrecover migrate`.
     """
 
-    POOL_SIZE = 10
-
     def __init__(self, url: str, *, durability: str = "full") -> None:
         self.url = redact_url(url)
-        with connect(url) as conn:
+        libpq_url, self.pool_options = PoolOptions.from_url(url)
+        with connect(libpq_url) as conn:
             self.version = schema.check(conn, self.url)
-        self._pool = open_pool(url, durability=durability, size=self.POOL_SIZE)
+        self._pool = open_pool(libpq_url, durability=durability, options=self.pool_options)
 
     @classmethod
     def from_url(cls, url: str, *, durability: str = "full") -> PostgresDatabase:
         """`postgresql://user:password@host:5432/db` (or `postgres://…`); libpq's parameters may follow, as
-        `?options=-csearch_path%3Dcartrecover` to keep the tables in the schema `cartrecover`."""
+        `?options=-csearch_path%3Dcartrecover` to keep the tables in the schema `cartrecover`, and the pool's,
+        `pool_min` and `pool_max` (`PoolOptions`); a wrong pool size is a ConfigError."""
         return cls(url, durability=durability)
 
     @classmethod
     def migrate(cls, url: str) -> Migrated:
         """Apply the database's pending migrations (`cartrecover migrate`)."""
-        with connect(url) as conn:
+        libpq_url, _ = PoolOptions.from_url(url)  # the same URL as the processes', pool parameters and all
+        with connect(libpq_url) as conn:
             return schema.migrate(conn, redact_url(url))
 
     def write(self) -> Transaction[PostgresUnitOfWork]:
