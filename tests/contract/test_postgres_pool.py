@@ -1,10 +1,11 @@
 """The PostgreSQL state store's pool: its sizes from the URL (`pool_min`, `pool_max`, never passed to libpq), wrong
-sizes refused at start-up."""
+sizes refused at start-up, and connections the server closed replaced before a transaction begins on them."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import psycopg
@@ -101,5 +102,27 @@ def test_a_url_with_pool_parameters_migrates_and_connects_and_libpq_never_sees_t
             search_path = uow.conn.execute("SHOW search_path").fetchone()
         assert "pool_" not in dsn and f"application_name={name}" in dsn
         assert search_path is not None and search_path[0].startswith("test_")  # libpq's `options` still apply
+    finally:
+        database.close()
+
+
+def test_connections_the_server_closed_while_idle_are_replaced_before_a_transaction_begins(
+    named_url: tuple[str, str],
+) -> None:
+    url, name = named_url
+    PostgresDatabase.migrate(url)
+    database = PostgresDatabase.from_url(url)
+    try:
+        with ExitStack() as stack:  # four connections, then all idle in the pool
+            for _ in range(4):
+                stack.enter_context(database.read())
+        idle = connections_named(name)
+        assert len(idle) == 4
+        with psycopg.connect(service_url("CARTRECOVER_TEST_POSTGRES_URL"), autocommit=True) as admin:
+            for pid in idle:  # as idle_session_timeout or a proxy would; waits until each is gone
+                admin.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,))
+        with database.write() as uow:
+            row = uow.conn.execute("SELECT pg_backend_pid()").fetchone()
+        assert row is not None and row[0] not in idle
     finally:
         database.close()

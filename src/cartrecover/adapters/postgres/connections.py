@@ -4,8 +4,9 @@ Writes run at READ COMMITTED and lock what they read for changing (`FOR UPDATE`)
 row, so two workers apply the log one after the other as they would on SQLite; the carts and shoppers a
 handler reads, so a timer firing and an event on the same cart never overwrite each other's change; and due
 steps and timers with `SKIP LOCKED`, so workers claim different ones without waiting. Reads are REPEATABLE
-READ snapshots, like SQLite's. A deadlock or a lost connection fails the transaction (StoreError): nothing of
-it is committed, and the worker tries again.
+READ snapshots, like SQLite's. A deadlock or a connection lost mid-transaction fails the transaction (StoreError):
+nothing of it is committed, and the worker tries again. A connection found closed at BEGIN (the server restarted
+since it was last used) is replaced before the transaction starts, so a restart costs no transaction.
 """
 
 from __future__ import annotations
@@ -50,16 +51,39 @@ class Transaction(Generic[T]):
         self._conn: Conn | None = None
 
     def __enter__(self) -> T:
+        self._conn = conn = self._begun()
+        return self._wrap(conn)
+
+    def _begun(self) -> Conn:
+        """A pooled connection with the transaction begun.
+
+        BEGIN is the health check, at no cost: on a connection the server has closed (a restart, a failover,
+        `idle_session_timeout`) it fails before anything is done. That connection is discarded, the pool's idle
+        ones are checked at once (`pool.check()`: after a restart they are all stale), and BEGIN is tried on
+        another. The pool's own `check=` callback would add a round trip to every transaction, and backs off
+        between failed checks (0, 1, 2, 4… s): after a restart with six stale connections a checkout timed out
+        (bench/postgres_pool.py).
+        """
+        failure: psycopg.Error | None = None
+        for _ in range(self._pool.max_size + 1):  # each stale connection fails once; fresh ones follow
+            conn = self._checkout()
+            try:
+                conn.execute(self._begin)
+            except psycopg.Error as exc:
+                self._pool.putconn(conn)  # a closed one is discarded, and replaced in the background
+                if not conn.closed:
+                    raise StoreError(f"cannot begin a transaction: {exc}") from exc
+                failure = exc
+                self._pool.check()
+            else:
+                return conn
+        raise StoreError(f"cannot begin a transaction: {failure}") from failure
+
+    def _checkout(self) -> Conn:
         try:
-            conn = self._conn = self._pool.getconn()
+            return self._pool.getconn()
         except psycopg.Error as exc:
             raise StoreError(f"no connection to the state store: {exc}") from exc
-        try:
-            conn.execute(self._begin)
-        except psycopg.Error as exc:
-            self._pool.putconn(conn)
-            raise StoreError(f"cannot begin a transaction: {exc}") from exc
-        return self._wrap(conn)
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         conn = self._conn
