@@ -19,6 +19,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -45,7 +46,10 @@ def fresh_stream_url(server: str | None = None) -> Iterator[str]:
     try:
         yield with_stream(url, stream)
     finally:
-        asyncio.run(delete_streams(url, stream, f"{stream}_scrubbed"))
+        # On a thread of its own: the caller's may be running an event loop already (Playwright's sync API keeps
+        # one in the test's thread), and asyncio.run refuses to start a second there.
+        with ThreadPoolExecutor(max_workers=1) as thread:
+            thread.submit(asyncio.run, delete_streams(url, stream, f"{stream}_scrubbed")).result()
 
 
 async def delete_streams(url: str, *streams: str) -> None:
