@@ -2,7 +2,8 @@
 `cartrecover serve` on the manual clock, with a store driven through the public API: carts over three days,
 identifies with consent, the clock moved so that journeys send, clicks on the links in the messages, orders.
 A second server's store has an active model (trained in-process on a synthetic decision log) before it starts, so
-its carts are decided by the learned policy and their timelines show the decision's explanation.
+its carts are decided by the learned policy and their timelines show the decision's explanation. Every test runs on
+both stacks: the servers, and the engine that stores the model, follow the module's stack.
 
 Nothing is installed at run time: `make install` installs Chromium (as root, when missing). Without it the
 browser tests skip on a workstation and fail in CI (`CI=true`), so CI cannot pass without having run them.
@@ -24,10 +25,10 @@ import pytest
 from cartrecover.bootstrap import build_engine
 from cartrecover.learn.train import train
 from cartrecover.settings import load_settings
-from tests.e2e.conftest import Keys, Server
+from tests.e2e.conftest import Keys, Server, Stack, on_both_stacks, open_stack
 from tests.unit.test_learned_decisions import synthetic_log
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, on_both_stacks]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -124,29 +125,30 @@ def _drive(server: Server, shop: Keys) -> None:
 
 
 @pytest.fixture(scope="module")
-def shop_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Keys]]:
+def shop_server(tmp_path_factory: pytest.TempPathFactory, stack_name: str) -> Iterator[tuple[Server, Keys]]:
     root = tmp_path_factory.mktemp("dashboard")
     config = root / "cartrecover.toml"
     config.write_text(CONFIG)
     shop = Keys("shop", 1, WRITE_KEY, ADMIN_KEY)  # the only store: id 1
-    server = Server(root / "data", {"shop": shop}, config, "manual")
-    server.data_dir.mkdir()
-    server.start()
-    try:
-        _drive(server, server.stores["shop"])
-        yield server, server.stores["shop"]
-    finally:
-        server.kill()
+    with open_stack(stack_name, root) as stack:  # dropped after the server is gone
+        server = Server(root / "data", {"shop": shop}, config, "manual", stack)
+        server.data_dir.mkdir()
+        server.start()
+        try:
+            _drive(server, server.stores["shop"])
+            yield server, server.stores["shop"]
+        finally:
+            server.kill()
 
 
 @pytest.fixture
-def learned_server(tmp_path: Path) -> Iterator[tuple[Server, Keys]]:
+def learned_server(tmp_path: Path, stack: Stack) -> Iterator[tuple[Server, Keys]]:
     """A store with an active model (trained on a synthetic decision log) before its server starts."""
     config = tmp_path / "cartrecover.toml"
     config.write_text(CONFIG.replace("holdout_share = 0.3", "holdout_share = 0.0"))
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    engine = build_engine(load_settings(config, env={}, data_dir=data_dir))  # creates the configured store
+    engine = build_engine(load_settings(config, env={}, data_dir=data_dir, **stack.settings))  # creates the store
     try:
         store_id = engine.stores.named_or_only("shop").store_id
         bundle = train(synthetic_log(6000), []).bundle
@@ -155,7 +157,7 @@ def learned_server(tmp_path: Path) -> Iterator[tuple[Server, Keys]]:
     finally:
         engine.close()
     shop = Keys("shop", store_id, WRITE_KEY, ADMIN_KEY)
-    server = Server(data_dir, {"shop": shop}, config, "manual")
+    server = Server(data_dir, {"shop": shop}, config, "manual", stack)
     server.start()
     try:
         yield server, shop
