@@ -9,6 +9,7 @@ import pytest
 
 from cartrecover.entrypoints.demo_stack import DemoStack, describe, environment, prepare
 from cartrecover.settings import load_settings
+from tests.services import service_url
 
 
 def test_on_the_embedded_stack_a_run_makes_nothing() -> None:
@@ -34,6 +35,23 @@ def test_a_run_on_nats_gets_a_stream_and_a_redis_prefix_of_its_own_and_keeps_the
     assert first.variables != second.variables  # a second run starts as empty as the first
     assert "CARTRECOVER_DATABASE_URL" not in first.variables  # the state store stays the embedded one
     assert len(first.made) == 2
+
+
+def test_a_run_on_postgresql_gets_a_migrated_schema_of_its_own_and_the_pool_s_parameters_stay_out_of_libpq() -> None:
+    import psycopg
+
+    base = service_url("CARTRECOVER_TEST_POSTGRES_URL")
+    stack = prepare(load_settings(None, env={}, database_url=f"{base}?pool_min=1&pool_max=3"))
+    url = stack.variables["CARTRECOVER_DATABASE_URL"]
+    schema = parse_qs(urlsplit(url).query)["options"][0].removeprefix("-csearch_path=")
+    try:
+        assert parse_qs(urlsplit(url).query)["pool_max"] == ["3"]  # the run's processes keep the user's pool
+        with psycopg.connect(base, autocommit=True) as conn:
+            found = conn.execute(f'SELECT max(version) FROM "{schema}".schema_migrations').fetchone()
+        assert found is not None and found[0] >= 1
+    finally:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def test_the_run_environment_replaces_the_users_backends_and_config_and_is_restored(

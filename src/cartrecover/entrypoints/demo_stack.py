@@ -81,8 +81,11 @@ def _create_schema(url: str, name: str) -> None:
     try:
         import psycopg
         from psycopg import sql
+
+        from cartrecover.adapters.postgres._options import PoolOptions
     except ImportError as exc:
         raise ConfigError(f"the postgresql state store needs `pip install 'cartrecover[postgres]'`: {exc}") from exc
+    url, _ = PoolOptions.from_url(url)  # the pool's own parameters are not libpq's
     try:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
