@@ -70,9 +70,14 @@ class SqliteOutbox:
         self._conn.execute(f"INSERT OR REPLACE INTO outbox ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", _row(step))
 
     def for_cart(self, store_id: int, cart_id: str) -> list[Step]:
-        """The cart's steps, by due time."""
+        """The cart's steps, by due time.
+
+        By the cart index by name: SQLite 3.40's planner prefers the primary key's first column (store_id), which
+        reads every step of the store for each cart (1.2 M rows per call in a store of a million carts).
+        """
         rows = self._conn.execute(
-            "SELECT body FROM outbox WHERE store_id=? AND cart_id=? ORDER BY due_us, step_id", (store_id, cart_id)
+            "SELECT body FROM outbox INDEXED BY outbox_by_cart WHERE store_id=? AND cart_id=? ORDER BY due_us, step_id",
+            (store_id, cart_id),
         )
         return [_decoder.decode(body) for (body,) in rows]
 
