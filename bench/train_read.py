@@ -11,11 +11,14 @@ the state store's own ports in transactions of 10,000 carts, so the rows are tho
   unjoined); half the orders of carts with a code used it (in lower case, as shoppers type it), 5 % used
   another code; every other cart expired (or is still recovering, inside the open week).
 
-Then each read runs in a fresh process (its peak RSS is the read's own) on the filled store:
-`learn.train.examples` as it is, and `one_by_one`, the read as it was before it was batched (one query per
-decision for its cart and per order for its order and steps), and checks that both give the same examples.
+Then each read runs in a fresh process (its peak RSS is the read's own) on the filled store: `examples`, the
+read as it is, and, on SQLite, `scan`: the same read with the cart's steps read by the query of `outbox.for_cart`
+before commit 4d98ee1, which SQLite's planner ran on the primary key's first column (every step of the store, per
+ordered cart with a code); both must give the same examples. Last, one cart's steps by `outbox.for_cart` (as the
+engine reads them when an order ends a journey), both ways, averaged over 100 ordered carts.
 
-    .venv/bin/python bench/train_read.py --sizes 10000 100000 1000000 [--postgres URL --postgres-sizes 100000]
+    .venv/bin/python bench/train_read.py --sizes 10000 100000 1000000 [--ways examples scan] \\
+        [--postgres URL --postgres-sizes 100000]
 
 SQLite files are kept in `--data` (default /tmp/cartrecover-train-read) and reused by later runs of one size.
 """
@@ -27,6 +30,7 @@ import json
 import os
 import random
 import resource
+import sqlite3
 import subprocess
 import sys
 import time
@@ -34,16 +38,21 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import msgspec
+
+from cartrecover.adapters.sqlite.database import SqliteUnitOfWork
 from cartrecover.decide import features
 from cartrecover.decision_settings import DecisionConfig
 from cartrecover.domain.cart import AbandonmentRules, Cart, CartStatus
 from cartrecover.domain.events import LineItem
 from cartrecover.domain.journey import Channel, Incentive, Step, StepStatus, step_id
-from cartrecover.learn.train import Example, examples
+from cartrecover.learn.train import examples
 from cartrecover.ports.decisions import DecisionRecord
 from cartrecover.ports.orders import Order
+from cartrecover.ports.outbox import Outbox
 from cartrecover.ports.unit_of_work import Database, UnitOfWork
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
@@ -58,30 +67,29 @@ def until_of(count: int) -> datetime:
     return START + SPAN + timedelta(seconds=1)
 
 
-def one_by_one(uow: UnitOfWork, store_id: int, until: datetime, window: timedelta) -> list[Example]:
-    """`learn.train.examples` before it read in batches (commit 9ad8207): one query per cart, order and steps."""
-    found = []
-    epoch = datetime.fromtimestamp(0, until.tzinfo)
-    for record in uow.decisions.between(store_id, epoch, until - window):
-        cart = uow.carts.get(store_id, record.cart_id)
-        if cart is None or record.feature_version != features.VERSION:
-            continue
-        closed = cart.closed_at
-        ordered = (
-            cart.status in (CartStatus.RECOVERED, CartStatus.CONVERTED)
-            and closed is not None
-            and record.at <= closed <= record.at + window
-        )
-        value = (cart.order_value if ordered and cart.order_value else cart.value) / 100
-        discounted = False
-        if ordered:
-            order = uow.orders.get(cart.store_id, cart.order_id) if cart.order_id else None
-            if order is not None and order.coupons:
-                used = {code.strip().upper() for code in order.coupons}
-                steps = uow.outbox.for_cart(cart.store_id, cart.cart_id)
-                discounted = any(step.coupon and step.coupon.upper() in used for step in steps)
-        found.append(Example(record, ordered, value, discounted))
-    return found
+# `SqliteOutbox.for_cart` before commit 4d98ee1
+SCAN = "SELECT body FROM outbox WHERE store_id=? AND cart_id=? ORDER BY due_us, step_id"
+_step_decoder = msgspec.msgpack.Decoder(Step)
+
+
+class ScanningOutbox:
+    """A SQLite unit of work's outbox whose `for_cart` runs the query of before commit 4d98ee1."""
+
+    def __init__(self, outbox: Outbox, conn: sqlite3.Connection) -> None:
+        self._outbox, self._conn = outbox, conn
+
+    def for_cart(self, store_id: int, cart_id: str) -> list[Step]:
+        return [_step_decoder.decode(body) for (body,) in self._conn.execute(SCAN, (store_id, cart_id))]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._outbox, name)
+
+
+def scanning(uow: UnitOfWork) -> UnitOfWork:
+    """The unit of work with the outbox of before commit 4d98ee1 (SQLite only)."""
+    assert isinstance(uow, SqliteUnitOfWork)
+    uow.outbox = ScanningOutbox(uow.outbox, uow.conn)  # type: ignore[assignment]
+    return uow
 
 
 def _rows(
@@ -177,17 +185,23 @@ def opened(url: str) -> Iterator[Database]:
 
 def read(url: str, how: str, total: int) -> None:
     """One read in this process; prints a JSON line with its figures."""
-    reader = examples if how == "batched" else one_by_one
     with opened(url) as database:
         began = time.perf_counter()
         with database.read() as uow:
-            found = reader(uow, STORE, until_of(total), WINDOW)
+            found = examples(scanning(uow) if how == "scan" else uow, STORE, until_of(total), WINDOW)
         took = time.perf_counter() - began
+        with database.read() as uow:
+            carts = [e.record.cart_id for e in found if e.ordered][:100]
+            began = time.perf_counter()
+            for cart_id in carts:
+                (scanning(uow) if how == "scan" else uow).outbox.for_cart(STORE, cart_id)
+            per_cart = (time.perf_counter() - began) / max(len(carts), 1)
     digest = hash(tuple((e.record.cart_id, e.record.at, e.ordered, e.value, e.discounted) for e in found))
     print(
         json.dumps(
             {
                 "seconds": took,
+                "for_cart_ms": per_cart * 1000,
                 "rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
                 "examples": len(found),
                 "ordered": sum(e.ordered for e in found),
@@ -213,7 +227,7 @@ def measure(url: str, total: int, ways: list[str]) -> None:
         seen[how] = got["digest"]
         print(
             f"{url.split(':', maxsplit=1)[0]:>10}  {total:>10,}  {how:>10}  {got['seconds']:>9.1f}  {got['rss_gib']:>12.2f}  "
-            f"{got['examples']:>9,}  {got['ordered']:>8,}  {got['discounted']:>10,}",
+            f"{got['examples']:>9,}  {got['ordered']:>8,}  {got['discounted']:>10,}  {got['for_cart_ms']:>11.2f}",
             flush=True,
         )
     if len(set(seen.values())) > 1:
@@ -223,7 +237,7 @@ def measure(url: str, total: int, ways: list[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="*", type=int, default=[10_000, 100_000, 1_000_000])
-    parser.add_argument("--ways", nargs="*", default=["one_by_one", "batched"], choices=["one_by_one", "batched"])
+    parser.add_argument("--ways", nargs="*", default=["scan", "examples"], choices=["scan", "examples"])
     parser.add_argument("--data", type=Path, default=Path("/tmp/cartrecover-train-read"))
     parser.add_argument("--postgres", help="a PostgreSQL URL: a schema of its own is filled, then dropped")
     parser.add_argument("--postgres-sizes", nargs="*", type=int, default=[100_000])
@@ -233,7 +247,7 @@ def main() -> None:
         read(args.read[0], args.read[1], int(args.read[2]))
         return
     print(f"{'store':>10}  {'decisions':>10}  {'read':>10}  {'seconds':>9}  {'peak RSS GiB':>12}  "
-          f"{'examples':>9}  {'ordered':>8}  {'discounted':>10}")  # fmt: skip
+          f"{'examples':>9}  {'ordered':>8}  {'discounted':>10}  {'for_cart ms':>11}")  # fmt: skip
     args.data.mkdir(parents=True, exist_ok=True)
     for total in args.sizes:
         path, filled = args.data / f"log-{total}.db", args.data / f"log-{total}.filled"
@@ -248,7 +262,7 @@ def main() -> None:
         with postgres_schema(args.postgres) as url:
             with opened(url) as database:
                 print(f"filling {total:,} decisions into PostgreSQL: {fill(database, total):.0f} s", flush=True)
-            measure(url, total, args.ways)
+            measure(url, total, [how for how in args.ways if how != "scan"])
 
 
 @contextmanager

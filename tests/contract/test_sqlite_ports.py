@@ -766,6 +766,32 @@ def test_a_saved_step_reads_back_with_its_new_state_and_counts_as_sent(database:
         assert uow.outbox.due(START + HOUR, 10) == [earlier]
 
 
+def test_sqlite_reads_a_cart_s_steps_by_the_cart_not_by_scanning_the_store_s_outbox(tmp_path: Path) -> None:
+    # The work of the query is counted in SQLite's virtual machine instructions, not timed: a scan of the store's
+    # steps (SQLite 3.40's planner chose the primary key's store_id) grows with the store, the cart index does not.
+    sid = store_id()
+    step = a_step(sid, START)
+    mine = [step, replace(a_step(sid, START + MINUTE), cart_id=step.cart_id)]
+
+    def instructions(others: int) -> int:
+        counted = [0]
+
+        def count() -> int:
+            counted[0] += 1
+            return 0  # go on
+
+        with closing(SqliteDatabase.from_url(f"sqlite:///{tmp_path / f'outbox-{others}.db'}")) as db:
+            with db.write() as uow:
+                uow.outbox.add([*mine, *(a_step(sid, START) for _ in range(others))])
+            with db.read() as uow:
+                uow.conn.set_progress_handler(count, 1)
+                assert uow.outbox.for_cart(sid, step.cart_id) == mine
+                uow.conn.set_progress_handler(None, 1)
+        return counted[0]
+
+    assert instructions(3000) < 2 * instructions(100)
+
+
 def test_dead_letters_list_newest_first_of_one_store_or_of_all(database: Database) -> None:
     a, b = store_id(), store_id()
     old, new = (a_step(a, START + m * MINUTE, status=StepStatus.DEAD, reason="550") for m in (1, 2))
