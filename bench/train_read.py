@@ -12,12 +12,13 @@ the state store's own ports in transactions of 10,000 carts, so the rows are tho
   another code; every other cart expired (or is still recovering, inside the open week).
 
 Then each read runs in a fresh process (its peak RSS is the read's own) on the filled store: `examples`, the
-read as it is, and, on SQLite, `scan`: the same read with the cart's steps read by the query of `outbox.for_cart`
-before commit 4d98ee1, which SQLite's planner ran on the primary key's first column (every step of the store, per
-ordered cart with a code); both must give the same examples. Last, one cart's steps by `outbox.for_cart` (as the
-engine reads them when an order ends a journey), both ways, averaged over 100 ordered carts.
+read as it is (a query per page of 1,000 decisions' carts); `one_by_one`, the same with a query per cart, as it
+was up to commit 714f07c; and, on SQLite, `scan`: one by one with the query `outbox.for_cart` had before commit
+4d98ee1, which SQLite's planner ran on the primary key's first column (every step of the store, per ordered cart
+with a code). All must give the same examples. Last, one cart's steps by `outbox.for_cart` (as the engine reads
+them when an order ends a journey), averaged over 100 ordered carts.
 
-    .venv/bin/python bench/train_read.py --sizes 10000 100000 1000000 [--ways examples scan] \\
+    .venv/bin/python bench/train_read.py --sizes 10000 100000 1000000 [--ways scan one_by_one examples] \\
         [--postgres URL --postgres-sizes 100000]
 
 SQLite files are kept in `--data` (default /tmp/cartrecover-train-read) and reused by later runs of one size.
@@ -34,7 +35,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -50,6 +51,7 @@ from cartrecover.domain.cart import AbandonmentRules, Cart, CartStatus
 from cartrecover.domain.events import LineItem
 from cartrecover.domain.journey import Channel, Incentive, Step, StepStatus, step_id
 from cartrecover.learn.train import examples
+from cartrecover.ports.carts import Carts
 from cartrecover.ports.decisions import DecisionRecord
 from cartrecover.ports.orders import Order
 from cartrecover.ports.outbox import Outbox
@@ -86,10 +88,30 @@ class ScanningOutbox:
 
 
 def scanning(uow: UnitOfWork) -> UnitOfWork:
-    """The unit of work with the outbox of before commit 4d98ee1 (SQLite only)."""
+    """The unit of work of before commit 4d98ee1: the old outbox query (SQLite only), carts one by one."""
     assert isinstance(uow, SqliteUnitOfWork)
     uow.outbox = ScanningOutbox(uow.outbox, uow.conn)  # type: ignore[assignment]
+    return one_by_one(uow)
+
+
+class OneByOneCarts:
+    """Carts whose `get_many` reads each cart by its own query, as `examples` did before it read pages."""
+
+    def __init__(self, carts: Carts) -> None:
+        self._carts = carts
+
+    def get_many(self, store_id: int, cart_ids: Collection[str]) -> dict[str, Cart]:
+        found = ((cart_id, self._carts.get(store_id, cart_id)) for cart_id in cart_ids)
+        return {cart_id: cart for cart_id, cart in found if cart is not None}
+
+
+def one_by_one(uow: UnitOfWork) -> UnitOfWork:
+    """The unit of work of before the paged read: a query per cart."""
+    uow.carts = OneByOneCarts(uow.carts)  # type: ignore[assignment]
     return uow
+
+
+WAYS = {"scan": scanning, "one_by_one": one_by_one, "examples": lambda uow: uow}
 
 
 def _rows(
@@ -188,13 +210,14 @@ def read(url: str, how: str, total: int) -> None:
     with opened(url) as database:
         began = time.perf_counter()
         with database.read() as uow:
-            found = examples(scanning(uow) if how == "scan" else uow, STORE, until_of(total), WINDOW)
+            found = examples(WAYS[how](uow), STORE, until_of(total), WINDOW)
         took = time.perf_counter() - began
         with database.read() as uow:
             carts = [e.record.cart_id for e in found if e.ordered][:100]
             began = time.perf_counter()
+            outbox = WAYS[how](uow).outbox
             for cart_id in carts:
-                (scanning(uow) if how == "scan" else uow).outbox.for_cart(STORE, cart_id)
+                outbox.for_cart(STORE, cart_id)
             per_cart = (time.perf_counter() - began) / max(len(carts), 1)
     digest = hash(tuple((e.record.cart_id, e.record.at, e.ordered, e.value, e.discounted) for e in found))
     print(
@@ -237,7 +260,7 @@ def measure(url: str, total: int, ways: list[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="*", type=int, default=[10_000, 100_000, 1_000_000])
-    parser.add_argument("--ways", nargs="*", default=["scan", "examples"], choices=["scan", "examples"])
+    parser.add_argument("--ways", nargs="*", default=list(WAYS), choices=list(WAYS))
     parser.add_argument("--data", type=Path, default=Path("/tmp/cartrecover-train-read"))
     parser.add_argument("--postgres", help="a PostgreSQL URL: a schema of its own is filled, then dropped")
     parser.add_argument("--postgres-sizes", nargs="*", type=int, default=[100_000])

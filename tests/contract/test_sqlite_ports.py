@@ -324,6 +324,21 @@ def test_a_saved_cart_reads_back_equal_by_id_and_by_each_join_key(database: Data
         assert uow.carts.get(c.store_id, "nope") is None
 
 
+def test_many_carts_read_back_at_once_by_id_of_one_store_leaving_out_ids_without_a_cart(database: Database) -> None:
+    sid = store_id()
+    mine = [cart(store_id=sid) for _ in range(1203)]  # more than one of SQLite's batches of ids
+    theirs = cart(store_id=store_id(), cart_id=mine[0].cart_id, currency="EUR")
+    with database.write() as uow:
+        for c in (*mine, theirs):
+            uow.carts.save(c)
+
+    with database.read() as uow:
+        wanted = [c.cart_id for c in mine[::2]]
+        assert uow.carts.get_many(sid, [*wanted, "no-such-cart"]) == {c.cart_id: c for c in mine[::2]}
+        assert uow.carts.get_many(theirs.store_id, [c.cart_id for c in mine]) == {theirs.cart_id: theirs}
+        assert uow.carts.get_many(sid, []) == {}
+
+
 def test_saving_a_cart_again_updates_it(database: Database) -> None:
     c = cart()
     with database.write() as uow:

@@ -16,6 +16,13 @@ class Carts(Protocol):
         """The cart with this id, or None."""
         ...
 
+    def get_many(self, store_id: int, cart_ids: Collection[str]) -> dict[str, Cart]:
+        """The carts with these ids, by id; ids without a cart are left out.
+
+        Called by training, a page of decisions at a time, so that a remote store answers a page per round trip.
+        """
+        ...
+
     def find(self, store_id: int, ref: str) -> Cart | None:
         """The cart that a join key ("cart:…", "checkout:…", "token:…") points to, or None."""
         ...

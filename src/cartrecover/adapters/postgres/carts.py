@@ -35,6 +35,13 @@ class PostgresCarts:
         ).fetchone()
         return _cart_decoder.decode(row[0]) if row else None
 
+    def get_many(self, store_id: int, cart_ids: Collection[str]) -> dict[str, Cart]:
+        """The carts that exist, by id, in one query."""
+        rows = self._conn.execute(
+            f"SELECT body FROM carts WHERE store_id=%s AND cart_id = ANY(%s){self._lock}", (store_id, list(cart_ids))
+        )
+        return {cart.cart_id: cart for cart in (_cart_decoder.decode(body) for (body,) in rows)}
+
     def find(self, store_id: int, ref: str) -> Cart | None:
         """The cart a join key points to."""
         lock = f"{self._lock} OF c" if self._lock else ""
