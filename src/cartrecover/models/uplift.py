@@ -1,6 +1,6 @@
 """Uplift as a decision reads it: P(order | x, a) for every candidate action and what each adds over no contact.
 
-Two sets of trees, both on the log-odds scale:
+`Uplift`: two sets of trees, both on the log-odds scale:
 
 - `control` scores the shopper's features x alone: the log-odds of an order without contact;
 - `treated` scores x next to an action's features a, and was boosted from `control`'s log-odds (its
@@ -10,6 +10,10 @@ So P(order | x, a) = σ(control(x) + treated(x, a)) and the uplift is that minus
 call scores all K actions. When a `calibration` of the no-contact probability is given, it moves the
 no-contact probability and every action's probability by the same amount (clipped to [0, 1]), which leaves
 the uplifts as the trees say: the isotonic map is fitted on no-contact rows and says nothing about contact.
+
+`LinearUplift`: one contact's effect as a penalised logistic regression on the same no-contact log-odds,
+P(order | x, contact) = σ(control(x) + t · β), where t are terms of the row (named, computed by the caller from
+the same features), the form of models/effects.py for one contact: every coefficient is an effect of contact.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import numpy as np
 from cartrecover.models.calibration import Isotonic
 from cartrecover.models.trees import Trees
 
-__all__ = ["Scores", "Uplift"]
+__all__ = ["LinearUplift", "Scores", "Uplift"]
 
 
 class Scores(NamedTuple):
@@ -88,6 +92,53 @@ class Uplift:
             Trees.from_text(data["control"]),
             Trees.from_text(data["treated"]),
             None if calibration is None else Isotonic.from_dict(calibration),
+        )
+
+
+@dataclass(frozen=True)
+class LinearUplift:
+    """The no-contact trees and one coefficient per term of what contact adds to their log-odds."""
+
+    control: Trees
+    term_names: tuple[str, ...]
+    coefficients: np.ndarray
+    penalty: float  # the L2 penalty the fit used, for the record
+
+    def __post_init__(self) -> None:
+        if self.coefficients.shape != (len(self.term_names),):
+            raise ValueError(f"{self.coefficients.shape} coefficients for {len(self.term_names)} terms")
+
+    def uplift(self, X: np.ndarray, terms: np.ndarray) -> np.ndarray:
+        """P(order | contact) − P(order | no contact) of each row of features `X`, with its row of `terms`."""
+        base = self.control.raw(X)
+        lifted: np.ndarray = _logistic(base + terms @ self.coefficients) - _logistic(base)
+        return lifted
+
+    def score(self, x: np.ndarray, terms: np.ndarray, *, base: float | None = None) -> Scores:
+        """Scores of contact for one feature row `x` and its `terms` (one action: arrays of length 1)."""
+        if base is None:
+            base = float(self.control.raw(x.reshape(1, -1))[0])
+        no_contact = float(_logistic(np.float64(base)))
+        outcome = float(_logistic(np.float64(base + float(terms @ self.coefficients))))
+        return Scores(no_contact, np.array([outcome]), np.array([outcome - no_contact]))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able form, read back by `from_dict`."""
+        return {
+            "control": self.control.text,
+            "term_names": list(self.term_names),
+            "coefficients": self.coefficients.tolist(),
+            "penalty": self.penalty,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LinearUplift:
+        """The model written by `to_dict`."""
+        return cls(
+            Trees.from_text(data["control"]),
+            tuple(data["term_names"]),
+            np.asarray(data["coefficients"], dtype=np.float64),
+            float(data["penalty"]),
         )
 
 
