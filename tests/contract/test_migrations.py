@@ -7,9 +7,11 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, closing, contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import psycopg
 import pytest
 
@@ -19,9 +21,12 @@ from cartrecover.adapters.postgres import schema as postgres_schema_module
 from cartrecover.adapters.sqlite import SqliteDatabase
 from cartrecover.adapters.sqlite import schema as sqlite_schema_module
 from cartrecover.adapters.sqlite.schema import statements
+from cartrecover.domain.cart import CartStatus
 from cartrecover.entrypoints.cli import main
 from cartrecover.errors import StoreError
 from cartrecover.ports.stores import Store
+from tests.conftest import START
+from tests.factories import cart
 from tests.services import postgres_schema
 
 
@@ -143,6 +148,37 @@ def test_migrate_prints_what_it_applied(backend: tuple[str, str], monkeypatch: p
         f"the state store is at schema version {latest}",
         f"the state store is at schema version {latest}: up to date",
     ]
+
+
+def test_carts_stored_before_their_abandonment_time_was_a_column_are_found_by_it_after_migrating(
+    backend: tuple[str, str],
+) -> None:
+    name, url = backend
+    if name == "sqlite":
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    apply(name, url, packaged(name)[:2])  # a store as it was before the abandonment column
+    minute = timedelta(minutes=1)
+    abandoned = [
+        cart(store_id=7, status=CartStatus.ABANDONED, abandoned_at=START + n * minute) for n in range(1500)
+    ]  # more than a page of the migration's step
+    active = cart(store_id=7)
+    insert = "INSERT INTO carts (store_id, cart_id, shopper_id, status, last_activity_us, body) VALUES "
+    rows = [
+        (c.store_id, c.cart_id, c.shopper_id, c.status.value, 0, msgspec.msgpack.encode(c))
+        for c in (*abandoned, active)
+    ]
+    if name == "sqlite":
+        with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn, conn:
+            conn.executemany(insert + "(?,?,?,?,?,?)", rows)
+    else:
+        with psycopg.connect(url) as pg, pg.cursor() as cursor:
+            cursor.executemany(insert + "(%s,%s,%s,%s,%s,%s)", rows)
+
+    assert DATABASES[name].migrate(url).applied == ("0003_carts_by_abandonment",)
+
+    with closing(DATABASES[name].from_url(url)) as db, db.read() as uow:
+        assert uow.carts.abandoned_between(7, START, START + 2000 * minute) == abandoned
+        assert uow.carts.abandoned_between(7, START + minute, START + 3 * minute) == abandoned[1:3]
 
 
 # --- SQLite: migrated on open, old data directories included ------------------------------------------------

@@ -71,3 +71,11 @@ class Timeline(Protocol):
     def for_cart(self, store_id: int, cart_id: str) -> list[dict[str, Any]]:
         """The cart's entries in event-time order."""
         ...
+
+    def for_carts(self, store_id: int, cart_ids: Collection[str], kind: str) -> dict[str, list[dict[str, Any]]]:
+        """The entries of one kind ("click", …) of these carts, by cart, each cart's in event-time order; carts
+        without such entries are left out.
+
+        Called by the report, a page of carts at a time, so that a remote store answers a page per round trip.
+        """
+        ...

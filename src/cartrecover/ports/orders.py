@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -29,6 +30,13 @@ class Orders(Protocol):
 
     def get(self, store_id: int, order_id: str) -> Order | None:
         """The order, or None."""
+        ...
+
+    def get_many(self, store_id: int, order_ids: Collection[str]) -> dict[str, Order]:
+        """The orders with these ids, by id; ids without an order are left out.
+
+        Called by the report, a page of carts at a time, so that a remote store answers a page per round trip.
+        """
         ...
 
     def find_unjoined(self, store_id: int, refs: tuple[str, ...]) -> Order | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -47,6 +47,13 @@ class Outbox(Protocol):
 
     def for_cart(self, store_id: int, cart_id: str) -> list[Step]:
         """The cart's steps, oldest first."""
+        ...
+
+    def for_carts(self, store_id: int, cart_ids: Collection[str]) -> dict[str, list[Step]]:
+        """The steps of these carts, by cart, each cart's oldest first; carts without steps are left out.
+
+        Called by the report, a page of carts at a time, so that a remote store answers a page per round trip.
+        """
         ...
 
     def sent_since(self, store_id: int, shopper_id: str, since: datetime) -> int:

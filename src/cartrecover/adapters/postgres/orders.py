@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import msgspec
 
 from cartrecover.adapters.postgres.connections import Conn
@@ -23,6 +25,13 @@ class PostgresOrders:
             f"SELECT body FROM orders WHERE store_id=%s AND order_id=%s{self._lock}", (store_id, order_id)
         ).fetchone()
         return _decoder.decode(row[0]) if row else None
+
+    def get_many(self, store_id: int, order_ids: Collection[str]) -> dict[str, Order]:
+        """The orders that exist, by id, in one query."""
+        rows = self._conn.execute(
+            f"SELECT body FROM orders WHERE store_id=%s AND order_id = ANY(%s){self._lock}", (store_id, list(order_ids))
+        )
+        return {order.order_id: order for order in (_decoder.decode(body) for (body,) in rows)}
 
     def find_unjoined(self, store_id: int, refs: tuple[str, ...]) -> Order | None:
         """An order naming one of these keys that has not closed a cart yet."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 import msgspec
@@ -84,6 +84,17 @@ class PostgresOutbox:
             "SELECT body FROM outbox WHERE store_id=%s AND cart_id=%s ORDER BY due_us, step_id", (store_id, cart_id)
         )
         return [_decoder.decode(body) for (body,) in rows]
+
+    def for_carts(self, store_id: int, cart_ids: Collection[str]) -> dict[str, list[Step]]:
+        """Each cart's steps by due time, by cart, in one query."""
+        rows = self._conn.execute(
+            "SELECT body FROM outbox WHERE store_id=%s AND cart_id = ANY(%s) ORDER BY due_us, step_id",
+            (store_id, list(cart_ids)),
+        )
+        found: dict[str, list[Step]] = {}
+        for step in (_decoder.decode(body) for (body,) in rows):
+            found.setdefault(step.cart_id, []).append(step)
+        return found
 
     def sent_since(self, store_id: int, shopper_id: str, since: datetime) -> int:
         """Messages sent to the shopper since `since`."""

@@ -8,18 +8,25 @@ does not know. Migrations take an advisory lock, so two `migrate` runs at once a
 
 The tables live in the first schema of the connection's `search_path`: pick one with the URL,
 `postgresql://…/db?options=-csearch_path%3Dcartrecover` (it must exist; `CREATE SCHEMA cartrecover`).
+A migration that needs what SQL cannot read (a value inside a stored msgpack body) has a Python step in `STEPS`,
+run just before its SQL in the same transaction.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from functools import cache
 
 import psycopg
 
 from cartrecover.adapters.migrations import Migrated, Migration, behind_message, packaged, pending
+from cartrecover.adapters.postgres.carts import add_abandoned
 from cartrecover.adapters.postgres.connections import Conn
 from cartrecover.errors import StoreError
+
+# Python steps of migrations, by the migration's name: run just before its SQL, in its transaction.
+STEPS: Mapping[str, Callable[[Conn], None]] = {"0003_carts_by_abandonment": add_abandoned}
 
 _TABLE = (
     "CREATE TABLE IF NOT EXISTS schema_migrations "
@@ -53,6 +60,8 @@ def _apply_next(conn: Conn, lock: str, known: tuple[Migration, ...], where: str)
         conn.execute(_TABLE)
         todo = pending(known, _applied(conn), where)
         if todo:
+            if step := STEPS.get(todo[0].name):
+                step(conn)
             conn.execute(todo[0].sql)
             conn.execute(
                 "INSERT INTO schema_migrations (version, name, applied_us) VALUES (%s, %s, %s)",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 import msgspec
@@ -80,6 +80,20 @@ class SqliteOutbox:
             (store_id, cart_id),
         )
         return [_decoder.decode(body) for (body,) in rows]
+
+    def for_carts(self, store_id: int, cart_ids: Collection[str]) -> dict[str, list[Step]]:
+        """Each cart's steps by due time, by cart; 500 ids a query, by the cart index as `for_cart` reads."""
+        ids, found = list(cart_ids), dict[str, list[Step]]()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = self._conn.execute(
+                "SELECT body FROM outbox INDEXED BY outbox_by_cart "
+                f"WHERE store_id=? AND cart_id IN ({','.join('?' * len(chunk))}) ORDER BY due_us, step_id",
+                (store_id, *chunk),
+            )
+            for step in (_decoder.decode(body) for (body,) in rows):
+                found.setdefault(step.cart_id, []).append(step)
+        return found
 
     def sent_since(self, store_id: int, shopper_id: str, since: datetime) -> int:
         """Messages sent to the shopper since `since`."""

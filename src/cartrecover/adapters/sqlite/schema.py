@@ -5,16 +5,23 @@ the embedded store is one file on one machine, so upgrading is one step fewer an
 before migrations existed keeps working. `0001_initial.sql` is the schema such directories already have (it
 only creates what is missing), so they are recorded at version 1 without a change. `BEGIN IMMEDIATE` takes the
 file's write lock first, so the API process and the worker opening the file at once apply each migration once.
+A migration that needs what SQL cannot read (a value inside a stored msgpack body) has a Python step in `STEPS`,
+run just before its SQL in the same transaction.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable, Mapping
 from functools import cache
 
 from cartrecover.adapters.migrations import Migrated, Migration, packaged, pending
+from cartrecover.adapters.sqlite.carts import add_abandoned
 from cartrecover.errors import StoreError
+
+# Python steps of migrations, by the migration's name: run just before its SQL, in its transaction.
+STEPS: Mapping[str, Callable[[sqlite3.Connection], None]] = {"0003_carts_by_abandonment": add_abandoned}
 
 _TABLE = (
     "CREATE TABLE IF NOT EXISTS schema_migrations "
@@ -45,6 +52,8 @@ def migrate(conn: sqlite3.Connection, where: str, known: tuple[Migration, ...] |
         todo = pending(known, applied, where)
         for migration in todo:
             name = migration.name
+            if step := STEPS.get(migration.name):
+                step(conn)
             for statement in statements(migration.sql):
                 conn.execute(statement)
             conn.execute(
