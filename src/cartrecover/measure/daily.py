@@ -81,11 +81,7 @@ class Series:
 def daily(uow: UnitOfWork, store_id: int, currency: str, *, timezone: str, since: datetime, until: datetime) -> Series:
     """The series of a store's carts abandoned in [since, until), read in one transaction."""
     outcomes = abandoned_between(uow, store_id, since, until)
-    abandoned = {}
-    for outcome in outcomes:
-        cart = uow.carts.get(store_id, outcome.cart_id)
-        assert cart is not None and cart.abandoned_at is not None  # abandoned_between read it just now
-        abandoned[outcome.cart_id] = cart.abandoned_at
+    abandoned = {o.cart_id: o.abandoned_at for o in outcomes if o.abandoned_at is not None}  # all: read by it
     return build_series(outcomes, abandoned, currency=currency, timezone=timezone, since=since, until=until)
 
 
