@@ -102,6 +102,8 @@ def _recovering_order(cart: Cart, orders: dict[str, Order]) -> Order | None:
 
 def _clicks(steps: list[Step], entries: list[dict[str, Any]]) -> tuple[Touch, ...]:
     """The cart's click entries on its own messages, as touches."""
+    if not entries:
+        return ()  # most carts: no step's message id (a hash) needs computing
     by_message = {s.message_id: s for s in steps}
     clicks = []
     for entry in entries:
