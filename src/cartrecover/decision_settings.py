@@ -10,6 +10,7 @@ incentives = [0, 5, 10, 15] # percent-off levels the policy may offer (the guard
 cadences = ["1h", "1h,24h", "1h,24h,72h"]
 channels = ["email", "sms", "push"]
 discount_weight = 1.0       # what a unit of discount given costs, in units of discount: 1 is its face value
+caution = 0.0               # plans ranked by their value this many standard deviations below the estimate
 incentive_budget = 0        # expected discount per budget period, store currency (0: no budget)
 budget_period = "30d"
 send_time_window = "3h"     # follow-ups move up to this much toward the hour the shopper is most active
@@ -22,6 +23,11 @@ compares plans: for a store that counts what discounts cost beyond their face va
 them) or wants to spend less on them. It is the even way to spend less: the discounts that go are those that buy the
 least profit per unit given, wherever in the period the carts come, where `incentive_budget` stops every discount
 once the period's budget is spent. The report's profit is still counted at face value.
+
+`caution` above 0 makes the policy rank plans by a pessimistic value: each plan's effect that many standard
+deviations (of the contact model's uncertainty, for this cart) below its estimate, and the share of orders using
+its offer that many above. It keeps the policy from choosing plans the log has tried too rarely to know, whose
+estimates are high by chance. 0 ranks by the estimates; a model trained before the uncertainty was kept serves as 0.
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ class DecisionConfig:
     channels: tuple[Channel, ...] = (Channel.EMAIL, Channel.SMS, Channel.PUSH)
     channel_costs: Mapping[str, float] = field(default_factory=lambda: {"email": 0.001, "sms": 0.04, "push": 0.0005})
     discount_weight: float = 1.0
+    caution: float = 0.0
     incentive_budget: float = 0.0
     budget_period: timedelta = timedelta(days=30)
     send_time_window: timedelta = timedelta(hours=3)
@@ -71,6 +78,8 @@ class DecisionConfig:
             raise ConfigError(
                 "decisions.discount_weight must be between 0 and 100 (1: a discount costs its face value)"
             )
+        if not 0 <= self.caution <= 10:
+            raise ConfigError("decisions.caution must be between 0 and 10 (standard deviations; 0: rank by estimates)")
         if any(not 0 <= p <= 100 for p in self.incentives) or not self.cadences or not self.channels:
             raise ConfigError("decisions: incentives are 0–100 %, and cadences and channels may not be empty")
 
@@ -87,6 +96,7 @@ class DecisionConfig:
             self.clv_weight,
             self.channel_costs,
             self.discount_weight,
+            self.caution,
         )
 
 
@@ -114,7 +124,15 @@ def parse_decisions(
 
 def _parsed(name: str, value: Any, duration: Callable[[Any], timedelta]) -> Any:
     """One `[decisions]` setting from its TOML or environment form."""
-    if name in ("exploration", "margin", "margin_floor", "clv_weight", "incentive_budget", "discount_weight"):
+    if name in (
+        "exploration",
+        "margin",
+        "margin_floor",
+        "clv_weight",
+        "incentive_budget",
+        "discount_weight",
+        "caution",
+    ):
         return float(value)
     if name == "incentives":
         return tuple(int(v) for v in value)

@@ -30,7 +30,7 @@ from cartrecover.engine import Engine
 from cartrecover.errors import ConfigError
 from cartrecover.ingest import segment
 from cartrecover.learn.evaluate import check, evaluate
-from cartrecover.learn.train import Example, NotEnoughData, train
+from cartrecover.learn.train import Example, NotEnoughData, _laplace_covariance, _logistic_fit, train
 from cartrecover.models import effects
 from cartrecover.models.bundle import Bundle
 from cartrecover.models.sendtime import SendTime
@@ -271,6 +271,69 @@ def test_the_discount_weight_is_read_from_the_config_and_the_environment_and_che
             load_settings(config, env={"CARTRECOVER_DECISIONS_DISCOUNT_WEIGHT": bad})
 
 
+class Uncertain:
+    """A scorer with the contact model's form: the no-contact log-odds of `p0` plus a known `Effects`."""
+
+    version = 1
+
+    def __init__(self, p0: float, model: effects.Effects) -> None:
+        self.p0, self.model = p0, model
+
+    def no_contact(self, row: np.ndarray) -> float:
+        return self.p0
+
+    def outcomes(self, row: np.ndarray, actions: np.ndarray, caution: float = 0.0) -> np.ndarray:
+        base = float(np.log(self.p0 / (1 - self.p0)))
+        return self.model.from_terms(base, effects.context_of(row), effects.plan_terms(actions), -caution)
+
+    def explain(self, row: np.ndarray, top: int) -> list[tuple[str, float]]:
+        return []
+
+    def discount_shares(self, row: np.ndarray, actions: np.ndarray, caution: float = 0.0) -> np.ndarray:
+        return np.ones(len(actions))
+
+
+def test_with_caution_a_well_known_plan_beats_a_thinly_observed_one_with_a_slightly_higher_estimate() -> None:
+    width = len(effects.CONTEXT_TERMS)
+    coefficients = np.zeros(len(effects.PLAN_TERMS) * width)
+    variance = np.full(len(coefficients), 1e-6)
+    email = effects.PLAN_TERMS.index("first_email") * width  # × "always"
+    sms = effects.PLAN_TERMS.index("first_sms") * width
+    coefficients[email], coefficients[sms] = 0.40, 0.50  # SMS first looks a little better ...
+    variance[sms] = 0.3**2  # ... on the few carts it was tried on
+    scorer = Uncertain(0.2, effects.Effects(coefficients, np.diag(variance)))
+    plans = DecisionConfig(channels=(Channel.EMAIL, Channel.SMS), cadences=((HOUR,),), incentives=(0,)).plans()
+
+    def chosen(caution: float) -> policy.Choice:
+        found = policy.Economics(margin=0.4, caution=caution)
+        return policy.choose(
+            scorer, [0.0] * len(features.NAMES), plans, order_value=100.0, clv=0.0, economics=found,
+            exploration=0.0, seed="s", explain=0,
+        )  # fmt: skip
+
+    assert chosen(0.0).plan.name == "sms 1h"
+    careful = chosen(1.0)
+    assert careful.plan.name == "email 1h"
+    assert careful.runner_up is not None and careful.runner_up.plan.name == "sms 1h"
+    # the recorded probabilities stay the estimates; only the ranking is cautious
+    sms_estimate = 1 / (1 + np.exp(-(np.log(0.25) + 0.5)))
+    assert careful.runner_up.p_order == pytest.approx(sms_estimate)
+    assert careful.runner_up.value < careful.chosen.value < chosen(0.0).runner_up.value  # type: ignore[union-attr]
+
+
+def test_caution_is_read_from_the_config_and_the_environment_and_checked(tmp_path: Path) -> None:
+    config = tmp_path / "cartrecover.toml"
+    config.write_text("[decisions]\ncaution = 1.5\n")
+    assert load_settings(config, env={}).decisions.caution == 1.5
+    assert load_settings(config, env={}).decisions.economics(30).caution == 1.5
+    env = {"CARTRECOVER_DECISIONS_CAUTION": "0.5"}
+    assert load_settings(config, env=env).decisions.caution == 0.5
+    assert load_settings(None, env={}).decisions.economics(30).caution == DecisionConfig().caution
+    for bad in ("-1", "11", "nan", "much"):
+        with pytest.raises(ConfigError, match="caution"):
+            load_settings(config, env={"CARTRECOVER_DECISIONS_CAUTION": bad})
+
+
 def test_an_incentive_budget_spent_for_the_period_leaves_only_plans_without_one(tmp_path: Path) -> None:
     config = DecisionConfig(exploration=1.0, incentive_budget=0.01)
     engine = build(tmp_path, decisions=config)
@@ -380,6 +443,68 @@ def test_a_bundle_reads_back_from_the_registry_form_with_the_same_scores(bundle:
     assert np.array_equal(again.outcomes(row, actions), bundle.outcomes(row, actions))
     with pytest.raises(ValueError, match="format"):
         Bundle.from_bytes(b'{"format": 99}')
+
+
+def test_the_laplace_covariance_is_the_inverse_of_the_penalised_log_loss_s_hessian_at_the_fit() -> None:
+    rng = np.random.default_rng(3)
+    x = np.column_stack([np.ones(400), rng.normal(size=400), rng.random(400) < 0.3])
+    offset = rng.normal(scale=0.5, size=400)
+    y = (rng.random(400) < 1 / (1 + np.exp(-(offset + x @ [-0.5, 0.8, 1.2])))).astype(float)
+    beta = _logistic_fit(x, y, offset, 10.0)
+
+    def gradient(b: np.ndarray) -> np.ndarray:
+        gradient_value: np.ndarray = x.T @ (1 / (1 + np.exp(-(offset + x @ b))) - y) + 10.0 * b
+        return gradient_value
+
+    step = 1e-6  # the Hessian by central differences of the gradient, column by column
+    hessian = np.column_stack([(gradient(beta + step * e) - gradient(beta - step * e)) / (2 * step) for e in np.eye(3)])
+    np.testing.assert_allclose(_laplace_covariance(x, offset, beta, 10.0), np.linalg.inv(hessian), rtol=1e-5)
+
+
+def with_discount_share(bundle: Bundle) -> Bundle:
+    """The bundle with a discount-share model (its log has every discounted order using the code, so it has none)."""
+    assert bundle.discount is None and bundle.effects.covariance is not None
+    share = effects.Effects(np.full(len(bundle.effects.coefficients), 0.01), bundle.effects.covariance / 4)
+    return replace(bundle, discount=share)
+
+
+def test_a_plan_s_spread_is_the_standard_deviation_of_its_design_row_under_the_covariance(bundle: Bundle) -> None:
+    covariance = bundle.effects.covariance
+    assert covariance is not None and np.linalg.eigvalsh(covariance).min() > 0
+    bundle = with_discount_share(bundle)
+    rows = np.asarray([e.record.features for e in synthetic_log(3, seed=8)])
+    actions = np.asarray([p.describe() for p in PLANS[1:]])
+    for row in rows:
+        design = effects.design(np.repeat(row[None, :], len(actions), axis=0), actions)
+        expected = np.sqrt(np.einsum("ai,ij,aj->a", design, covariance, design))
+        spread = bundle.effects.spread(effects.context_of(row), effects.plan_terms(actions))
+        np.testing.assert_allclose(spread, expected, rtol=1e-9)
+        assert (bundle.outcomes(row, actions, caution=1.0) < bundle.outcomes(row, actions)).all()
+        assert (bundle.discount_shares(row, actions, caution=1.0) > bundle.discount_shares(row, actions)).all()
+
+
+def test_a_bundle_stored_without_covariances_loads_and_serves_its_estimates_whatever_the_caution(
+    bundle: Bundle,
+) -> None:
+    bundle = with_discount_share(bundle)
+    body = json.loads(bundle.to_bytes())
+    for name in ("effects", "discount"):
+        del body[name]["covariance"]  # the registry form of the models trained before it was kept
+    old = Bundle.from_bytes(json.dumps(body).encode())
+    assert old.effects.covariance is None and old.discount is not None and old.discount.covariance is None
+    row = np.asarray(synthetic_log(1, seed=9)[0].record.features)
+    actions = np.asarray([p.describe() for p in PLANS[1:]])
+    assert np.array_equal(old.outcomes(row, actions, caution=2.0), bundle.outcomes(row, actions))
+    assert np.array_equal(old.discount_shares(row, actions, caution=2.0), bundle.discount_shares(row, actions))
+    for caution in (0.0, 2.0):
+        found = policy.Economics(margin=0.5, caution=caution)
+        choice = policy.choose(
+            old, row.tolist(), PLANS, order_value=60, clv=0, economics=found, exploration=0, seed="a"
+        )
+        assert choice.plan == policy.choose(
+            bundle, row.tolist(), PLANS, order_value=60, clv=0, economics=policy.Economics(margin=0.5),
+            exploration=0, seed="a",
+        ).plan  # fmt: skip
 
 
 def test_training_refuses_a_log_too_thin_to_learn_from() -> None:
@@ -532,6 +657,21 @@ def test_off_policy_evaluation_weighs_discounts_as_the_policy_does(bundle: Bundl
     )
     assert given > 0  # some logged orders used a discount: counted twice more, the logged value drops by that
     assert face.logged_value - heavy.logged_value == pytest.approx(2 * given / face.decisions)
+
+
+def test_off_policy_evaluation_judges_the_cautious_policy_that_would_serve(bundle: Bundle) -> None:
+    logged = [e for e in synthetic_log(600, seed=12) if e.record.propensity]
+    config = DecisionConfig(channels=(Channel.EMAIL,), margin=0.5, caution=3.0)
+    economics = config.economics(30)
+    served = [
+        policy.choose(
+            bundle, e.record.features, PLANS, order_value=e.value, clv=0.0, economics=economics, exploration=0.0,
+            seed=e.record.cart_id, explain=0,
+        ).plan.describe() == e.record.action
+        for e in logged
+    ]  # fmt: skip
+    careful, bold = evaluate(logged, bundle, config, 30), evaluate(logged, bundle, replace(config, caution=0.0), 30)
+    assert careful.agreement == pytest.approx(np.mean(served)) and careful.agreement != bold.agreement
 
 
 def test_a_lifetime_value_model_that_cannot_evaluate_a_history_gives_no_estimate_not_an_error() -> None:

@@ -12,6 +12,12 @@ a loss. An offer that comes late is used by fewer of the orders (the earlier rem
 back alone take the rest): the bundle learns that share from which logged orders used our codes; without it,
 every order is charged.
 
+With `[decisions] caution` κ > 0, plans are ranked by a pessimistic value instead: the plan's effect on the
+log-odds of an order κ standard deviations below its estimate, and the share of its orders that use the offer κ
+above (the models' covariances, models/effects.py). A plan that the log tried on few carts like this one is then
+not chosen for an estimate that its noise alone made large (the winner's curse of an argmax over 37 noisy
+estimates). The recorded P(order), uplift and expected incentive stay the estimates; only the ranking is cautious.
+
 A share of decisions explores: it picks uniformly among the allowed plans, and every decision records the
 probability its plan had of being chosen (its propensity), so that uplift can be learned without bias and a new
 policy evaluated offline (`cartrecover evaluate-policy`). Which decisions explore is a hash of the cart and its
@@ -40,16 +46,18 @@ class Scorer(Protocol):
         """P(order | no contact), calibrated."""
         ...
 
-    def outcomes(self, row: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        """P(order | plan) for each row of `actions` (described by actions.ACTION_NAMES)."""
+    def outcomes(self, row: np.ndarray, actions: np.ndarray, caution: float = 0.0) -> np.ndarray:
+        """P(order | plan) for each row of `actions` (described by actions.ACTION_NAMES); with `caution` κ, the
+        plan's effect on the log-odds κ standard deviations below its estimate."""
         ...
 
     def explain(self, row: np.ndarray, top: int) -> list[tuple[str, float]]:
         """The features that moved the no-contact prediction most (TreeSHAP), largest first."""
         ...
 
-    def discount_shares(self, row: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        """For each plan, the share of its orders that would use its incentive (1 where unknown)."""
+    def discount_shares(self, row: np.ndarray, actions: np.ndarray, caution: float = 0.0) -> np.ndarray:
+        """For each plan, the share of its orders that would use its incentive (1 where unknown); with `caution` κ,
+        its log-odds κ standard deviations above the estimate."""
         ...
 
 
@@ -63,6 +71,7 @@ class Economics:
     clv_weight: float = 0.0  # the share of a shopper's expected future spend a won-back order also wins
     channel_costs: Mapping[str, float] = field(default_factory=lambda: {"email": 0.001, "sms": 0.04, "push": 0.0005})
     discount_weight: float = 1.0  # a unit of discount given counts this many times when plans are compared
+    caution: float = 0.0  # plans are ranked by their value this many standard deviations below the estimate
 
     def allows(self, plan: Plan) -> bool:
         """The discount guardrails: the maximum discount and the margin floor."""
@@ -81,7 +90,7 @@ class Valued:
     plan: Plan
     p_order: float
     uplift: float
-    value: float
+    value: float  # what it was ranked by: the expected value, or with caution its pessimistic value
     incentive: float = 0.0  # the expected discount it gives, in the store's major units
 
 
@@ -119,11 +128,17 @@ def choose(
     described = _described(tuple(treated))
     probabilities = scorer.outcomes(x, described) if treated else np.empty(0)
     used = scorer.discount_shares(x, described) if treated else np.empty(0)
+    low, high = probabilities, used
+    if economics.caution and treated:
+        low = scorer.outcomes(x, described, caution=economics.caution)
+        high = scorer.discount_shares(x, described, caution=economics.caution)
     worth = (order_value + economics.clv_weight * clv) * economics.margin
     valued = [Valued(NO_CONTACT, p0, 0.0, 0.0)]
-    for plan, p, q in zip(treated, probabilities.tolist(), used.tolist(), strict=True):
+    rows = zip(treated, probabilities.tolist(), used.tolist(), low.tolist(), high.tolist(), strict=True)
+    for plan, p, q, p_low, q_high in rows:
         incentive = p * q * plan.percent_off / 100 * order_value
-        value = (p - p0) * worth - economics.discount_weight * incentive - economics.cost(plan)
+        charged = p * q_high * plan.percent_off / 100 * order_value  # the incentive at the share's upper bound
+        value = (p_low - p0) * worth - economics.discount_weight * charged - economics.cost(plan)
         valued.append(Valued(plan, p, p - p0, value, incentive))
     ranked = sorted(valued, key=lambda v: v.value, reverse=True)
     best = ranked[0]

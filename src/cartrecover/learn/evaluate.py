@@ -3,7 +3,8 @@
 The reward of a logged decision is the profit it brought: the order's margin less the discount its plan
 offered (counted `discount_weight` times, as the policy counts it), if the cart was ordered within its window, less
 the plan's channel costs. The candidate policy is the
-bundle's greedy choice over the plans each logged shopper could get. Only decisions with a logged propensity
+bundle's choice over the plans each logged shopper could get, made as serving makes it (`policy.choose` with the
+config's economics: `discount_weight` and `caution` included). Only decisions with a logged propensity
 count (exploring or exploring-capable ones); IPS, self-normalised IPS and doubly robust (with the bundle's own
 reward model) estimate what the candidate would have earned per decision, next to what the logged policy did.
 """

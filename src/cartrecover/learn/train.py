@@ -10,7 +10,8 @@ newest 20 %, so the metrics say how they do on carts they have not seen, in the 
   cart terms (models/effects.py), offset by the no-contact log-odds, with a fixed L2 penalty (`PENALTY`).
   A treated cart that no channel could reach was never contacted: it joins the untouched ones. Rows are not
   weighted by their propensities: the model conditions on everything the logging policy saw, so the plans'
-  effects are identified without weights, which would only add variance.
+  effects are identified without weights, which would only add variance. The coefficients' covariance is kept
+  too (Laplace: the inverse of the penalised log loss's Hessian at the fit), for `[decisions] caution`.
 - Discount share: among the orders of plans with an incentive, whether the order used one of our codes, on
   the same products without an offset: a late offer is used by fewer orders than an early one.
 - Lifetime value: BG/NBD and Gamma-Gamma on the store's purchase histories, when enough shoppers bought again.
@@ -26,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-from scipy import optimize
+from scipy import linalg, optimize
 
 from cartrecover.decide import features
 from cartrecover.decide.actions import ACTION_NAMES
@@ -205,7 +206,8 @@ def _contact(treated: Sequence[Example], propensity: Trees) -> tuple[Effects, di
     cut = _split(len(treated))  # measured on the newest part, then refitted on everything
     newest = _sigmoid(init[cut:] + products[cut:] @ _logistic_fit(products[:cut], y[:cut], init[:cut], PENALTY))
     base = _sigmoid(init[cut:])
-    effects = Effects(_logistic_fit(products, y, init, PENALTY))
+    coefficients = _logistic_fit(products, y, init, PENALTY)
+    effects = Effects(coefficients, _laplace_covariance(products, init, coefficients, PENALTY))
     return effects, {
         "contact_auc": _auc(y[cut:], newest),
         "contact_log_loss": metrics.log_loss(y[cut:], newest),
@@ -223,8 +225,13 @@ def _discount_share(treated: Sequence[Example]) -> tuple[Effects | None, dict[st
     x = _matrix([e.record.features for e in offered])
     products = contact_terms.design(x, _matrix([e.record.action for e in offered]))
     y = np.asarray([e.discounted for e in offered], dtype=np.float64)
-    coefficients = _logistic_fit(products, y, np.zeros(len(y)), PENALTY)
-    return Effects(coefficients), {"discount_orders": float(len(offered)), "discount_used_rate": float(y.mean())}
+    offset = np.zeros(len(y))
+    coefficients = _logistic_fit(products, y, offset, PENALTY)
+    covariance = _laplace_covariance(products, offset, coefficients, PENALTY)
+    return Effects(coefficients, covariance), {
+        "discount_orders": float(len(offered)),
+        "discount_used_rate": float(y.mean()),
+    }
 
 
 def _logistic_fit(products: np.ndarray, y: np.ndarray, offset: np.ndarray, penalty: float) -> np.ndarray:
@@ -239,6 +246,17 @@ def _logistic_fit(products: np.ndarray, y: np.ndarray, offset: np.ndarray, penal
     found = optimize.minimize(loss, start, jac=True, method="L-BFGS-B", options={"maxiter": 500})
     coefficients: np.ndarray = found.x
     return coefficients
+
+
+def _laplace_covariance(products: np.ndarray, offset: np.ndarray, beta: np.ndarray, penalty: float) -> np.ndarray:
+    """The posterior covariance of a `_logistic_fit` by the Laplace approximation: the inverse of its objective's
+    Hessian at `beta`, (Xᵀ W X + penalty · I)⁻¹ with W = p (1 − p). The penalty keeps it positive definite."""
+    p = _sigmoid(offset + products @ beta)
+    hessian = (products * (p * (1 - p))[:, None]).T @ products + penalty * np.eye(products.shape[1])
+    factor = linalg.cho_factor(hessian)
+    inverse: np.ndarray = linalg.cho_solve(factor, np.eye(len(hessian)))
+    covariance: np.ndarray = (inverse + inverse.T) / 2
+    return covariance
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

@@ -46,21 +46,23 @@ class Bundle:
         """P(order | no contact), calibrated."""
         return float(self.calibration.apply(_logistic(self._base(row))))
 
-    def outcomes(self, row: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        """P(order | plan) for each row of `actions`: the calibrated no-contact probability plus each uplift."""
+    def outcomes(self, row: np.ndarray, actions: np.ndarray, caution: float = 0.0) -> np.ndarray:
+        """P(order | plan) for each row of `actions`: the calibrated no-contact probability plus each uplift; with
+        `caution` κ, each plan's effect taken κ standard deviations below its mean (a lower bound)."""
         base = self._base(row)
         uncalibrated = _logistic(base)
         shift = float(self.calibration.apply(uncalibrated)) - uncalibrated
         context, plans = self._terms(row, actions)
-        treated: np.ndarray = np.clip(self.effects.from_terms(base, context, plans) + shift, 0.0, 1.0)
+        treated: np.ndarray = np.clip(self.effects.from_terms(base, context, plans, -caution) + shift, 0.0, 1.0)
         return treated
 
-    def discount_shares(self, row: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        """For each plan, the share of its orders that would use its incentive; 1 without a model for it."""
+    def discount_shares(self, row: np.ndarray, actions: np.ndarray, caution: float = 0.0) -> np.ndarray:
+        """For each plan, the share of its orders that would use its incentive; 1 without a model for it; with
+        `caution` κ, its log-odds κ standard deviations above the mean (an upper bound: more discount charged)."""
         if self.discount is None:
             return np.ones(len(actions))
         context, plans = self._terms(row, actions)
-        return self.discount.from_terms(0.0, context, plans)
+        return self.discount.from_terms(0.0, context, plans, caution)
 
     def _terms(self, row: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The contact models' terms for a decision, computed once for both (a one-entry cache)."""

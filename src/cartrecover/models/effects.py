@@ -11,6 +11,11 @@ Why not boosted trees here (docs/benchmarks.md, "Learning loop"): on simulated l
 S-learner boosted from the same offset stopped early on the noisy validation set and halved the incentive effects
 (+0.057 predicted against +0.131 true for 15 % off within the hour on 12,000 decisions); this model was within a
 fifth of them. The baseline, where trees do shine, stays LightGBM (the offset).
+
+Each model also keeps its coefficients' covariance (the Laplace approximation of the penalised fit, learn/train.py),
+so the policy can score a plan by a bound of its effect rather than its mean (`[decisions] caution`): a plan few
+logged decisions tried is not preferred for an estimate that only its noise made large. A model stored before
+the covariance was kept loads without it and serves its means.
 """
 
 from __future__ import annotations
@@ -143,22 +148,42 @@ class Effects:
     """The contact model: one coefficient per (plan term, context term), on top of the no-contact log-odds."""
 
     coefficients: np.ndarray  # len(PLAN_TERMS) × len(CONTEXT_TERMS), flattened plan-major
+    covariance: np.ndarray | None = None  # the coefficients' posterior covariance; None: fitted before it was kept
 
     def __post_init__(self) -> None:
-        if self.coefficients.shape != (len(PLAN_TERMS) * len(CONTEXT_TERMS),):
+        size = len(PLAN_TERMS) * len(CONTEXT_TERMS)
+        if self.coefficients.shape != (size,):
             raise ValueError(f"the contact model has {self.coefficients.shape} coefficients; this version reads "
                              f"{len(PLAN_TERMS)} × {len(CONTEXT_TERMS)}")  # fmt: skip
+        if self.covariance is not None and self.covariance.shape != (size, size):
+            raise ValueError(f"the contact model's covariance is {self.covariance.shape}, not {size} × {size}")
 
     def outcomes(self, base_logit: float, row: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """Uncalibrated P(order | plan) for each row of `actions`, for one cart."""
         return self.from_terms(base_logit, context_of(row), plan_terms(actions))
 
-    def from_terms(self, base_logit: float, context: np.ndarray, plans: np.ndarray) -> np.ndarray:
-        """`outcomes` from terms already computed (`context_of` the row, `plan_terms` of the actions)."""
+    def from_terms(self, base_logit: float, context: np.ndarray, plans: np.ndarray, moved: float = 0.0) -> np.ndarray:
+        """`outcomes` from terms already computed (`context_of` the row, `plan_terms` of the actions); with `moved`,
+        each plan's log-odds moved by that many standard deviations of its effect (−1: one below the mean)."""
         per_term = self.coefficients.reshape(len(PLAN_TERMS), len(CONTEXT_TERMS)) @ context
         logits = base_logit + plans @ per_term
+        if moved:
+            logits = logits + moved * self.spread(context, plans)
         probabilities: np.ndarray = 1.0 / (1.0 + np.exp(-logits))
         return probabilities
+
+    def spread(self, context: np.ndarray, plans: np.ndarray) -> np.ndarray:
+        """The standard deviation of each plan's effect on the log-odds, for one cart (0 without a covariance)."""
+        if self.covariance is None:
+            return np.zeros(len(plans))
+        p, c = len(PLAN_TERMS), len(CONTEXT_TERMS)
+        # A plan's design row is plan ⊗ context, so its variance is plan · M · plan, with M (p × p) the covariance
+        # contracted with the context on both of its context axes: three small products for every plan at once.
+        half: np.ndarray = (self.covariance.reshape(p * c * p, c) @ context).reshape(p, c, p)
+        inner = half.transpose(0, 2, 1) @ context
+        variance: np.ndarray = ((plans @ inner) * plans).sum(axis=1)
+        spread: np.ndarray = np.sqrt(np.maximum(variance, 0.0))
+        return spread
 
     def log_odds(self, rows: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """What each plan adds to the log-odds of its own row (training's and evaluation's many-rows form)."""
@@ -176,11 +201,19 @@ class Effects:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able, for the registry."""
-        return {"plan_terms": list(PLAN_TERMS), "context_terms": list(CONTEXT_TERMS), "coefficients": self.coefficients.tolist()}  # fmt: skip
+        body: dict[str, Any] = {"plan_terms": list(PLAN_TERMS), "context_terms": list(CONTEXT_TERMS), "coefficients": self.coefficients.tolist()}  # fmt: skip
+        if self.covariance is not None:
+            body["covariance"] = self.covariance.ravel().tolist()
+        return body
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Effects:
         """The inverse of `to_dict`; terms this version does not know are an error, not a guess."""
         if tuple(data["plan_terms"]) != PLAN_TERMS or tuple(data["context_terms"]) != CONTEXT_TERMS:
             raise ValueError("the contact model was fitted on other terms than this version computes")
-        return cls(np.asarray(data["coefficients"], dtype=np.float64))
+        size = len(PLAN_TERMS) * len(CONTEXT_TERMS)
+        covariance = data.get("covariance")  # absent in models stored before it was kept: they serve their means
+        return cls(
+            np.asarray(data["coefficients"], dtype=np.float64),
+            None if covariance is None else np.asarray(covariance, dtype=np.float64).reshape(size, size),
+        )
