@@ -4,7 +4,9 @@ It trains a bundle on a synthetic decision log (so it needs no data set), builds
 lifecycle keeps them, and times `decide.features.row` + `decide.policy.choose` (no-contact model, contact model
 over every candidate plan in one call, lifetime value, TreeSHAP top features) one decision at a time.
 
-    .venv/bin/python bench/decision.py [--decisions 20000] [--examples 20000]
+With `--caution` κ > 0 the policy also computes every plan's uncertainty (`[decisions] caution`).
+
+    .venv/bin/python bench/decision.py [--decisions 20000] [--examples 20000] [--caution 0]
 """
 
 from __future__ import annotations
@@ -82,8 +84,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--decisions", type=int, default=20_000)
     parser.add_argument("--examples", type=int, default=20_000)
+    parser.add_argument("--caution", type=float, default=0.0, help="[decisions] caution (default 0)")
     args = parser.parse_args()
-    config = DecisionConfig()
+    config = DecisionConfig(caution=args.caution)
     began = time.perf_counter()
     trained = train(synthetic_log(args.examples, config), [])
     print(f"trained on {args.examples} synthetic decisions in {time.perf_counter() - began:.1f} s")
@@ -105,7 +108,9 @@ def main() -> None:
         )  # fmt: skip
         timings.append((time.perf_counter_ns() - t0) / 1000)
         cpu.append((time.thread_time_ns() - c0) / 1000)
-    print(f"{len(timings)} decisions over {len(plans)} candidate plans (target p99 ≤ 1,000 µs):")
+    print(
+        f"{len(timings)} decisions over {len(plans)} candidate plans, caution {args.caution} (target p99 ≤ 1,000 µs):"
+    )
     for name, found in (("wall", timings), ("CPU of this thread", cpu)):
         found.sort()
         pick = lambda q, f=found: f[min(int(q * len(f)), len(f) - 1)]  # noqa: E731

@@ -6,7 +6,7 @@ the same traffic. Each policy is priced on the evaluation's treated carts with t
 the realised figures of both runs follow.
 
     .venv/bin/python bench/policy_loop.py --profiles default fashion electronics --seeds 1 2 \
-        [--visitors 1500] [--explore-days 21] [--eval-days 7] [--exploration 0.3] [--discount-weight 1]
+        [--visitors 1500] [--explore-days 21] [--eval-days 7] [--exploration 0.3] [--discount-weight 1] [--caution 0]
 """
 
 from __future__ import annotations
@@ -31,8 +31,11 @@ def main() -> None:
     parser.add_argument(
         "--discount-weight", help="the learning store's [decisions] discount_weight (default: the setting's, 1)"
     )
+    parser.add_argument("--caution", help="the learning store's [decisions] caution (default: the setting's)")
     parser.add_argument("--json", help="also write every result to this file")
     args = parser.parse_args()
+    chosen = (("discount_weight", args.discount_weight), ("caution", args.caution))
+    decisions = {name: value for name, value in chosen if value}
     results = []
     print(
         f"{'profile':<18}{'seed':>5}{'carts':>7}  {'learned':>10}{'fixed':>10}{'oracle':>10}"
@@ -48,7 +51,7 @@ def main() -> None:
                 explore_days=args.explore_days,
                 eval_days=args.eval_days,
                 exploration=args.exploration,
-                decisions={"discount_weight": args.discount_weight} if args.discount_weight else None,
+                decisions=decisions or None,
             )
             realised = result.realised
             print(

@@ -5,9 +5,11 @@ then `learn.train.train` on the decisions of the first `--train-days` (labelled 
 window) and, for every treated decision of the following `--eval-days`, the plan the model's policy would choose
 (no exploration) priced with `simulate/truth.expected` next to the fixed "1h / 24h / 72h + 10 %" journey and the
 oracle. A `--data-dir` kept from an earlier run (it holds `truth.pickle`) is reused instead of simulating again.
+`--discount-weight` and `--caution` are the `[decisions]` settings the replayed policy decides with; several
+`--caution` values are replayed in turn on the same trained model (training does not depend on them).
 
     .venv/bin/python bench/policy_replay.py --profile default --visitors 1500 --days 28 --exploration 0.5 \
-        [--train-days 21] [--eval-days 7] [--data-dir DIR]
+        [--train-days 21] [--eval-days 7] [--data-dir DIR] [--discount-weight 1] [--caution 0 0.5 1 2]
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import pickle
 import tempfile
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -27,6 +30,8 @@ from cartrecover.decide.actions import reachable
 from cartrecover.decision_settings import DecisionConfig
 from cartrecover.domain.journey import Channel
 from cartrecover.learn.train import examples, train
+from cartrecover.models.bundle import Bundle
+from cartrecover.ports.decisions import DecisionRecord
 from cartrecover.settings import load_settings
 from cartrecover.simulate.loop import Priced, fixed_plan, touches_of
 from cartrecover.simulate.run import run_simulation
@@ -46,12 +51,34 @@ def main() -> None:
     parser.add_argument("--train-days", type=int, default=21)
     parser.add_argument("--eval-days", type=int, default=7)
     parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--discount-weight", type=float, default=1.0)
+    parser.add_argument("--caution", type=float, nargs="+", default=[0.0])
     args = parser.parse_args()
     profile = replace(PROFILES[args.profile], shoppers_per_day=args.visitors)
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="cartrecover-replay-"))
     found, purchasers, later, truths, cut = _log(args, profile, data_dir)
     trained = train([e for e in found if e.record.at < cut], purchasers)
-    config = replace(DecisionConfig(), margin=profile.margin)
+    print(f"{len(found)} decisions in the log; data in {data_dir}; discount weight {args.discount_weight}")
+    for caution in args.caution:
+        config = replace(DecisionConfig(), margin=profile.margin, discount_weight=args.discount_weight, caution=caution)
+        learned, fixed, best, chosen = _replay(trained.bundle, later, truths, config, profile)
+        print(f"caution {caution}: {sum(chosen.values())} treated carts replayed")
+        print(f"  learned {learned.profit:,.0f}   fixed journey {fixed.profit:,.0f}   oracle {best.profit:,.0f}")
+        print(
+            f"  learned ÷ fixed {learned.profit / fixed.profit:.2f}, ÷ oracle {learned.profit / best.profit:.2f}; "
+            f"discounts ÷ fixed {learned.discount / max(fixed.discount, 1):.2f}"
+        )
+        print("  plans: " + ", ".join(f"{name} ({n})" for name, n in chosen.most_common(6)))
+
+
+def _replay(
+    bundle: Bundle,
+    later: Sequence[DecisionRecord],
+    truths: dict[str, Any],
+    config: DecisionConfig,
+    profile: StoreProfile,
+) -> tuple[Priced, Priced, Priced, Counter[str]]:
+    """Each treated decision of `later`: the policy's plan, the fixed journey's and the oracle's, priced by the truth."""
     economics = config.economics(30)
     candidates = [p for p in config.plans() if economics.allows(p)]
     margin, costs = profile.margin, profile.channel_costs
@@ -65,7 +92,7 @@ def main() -> None:
         usable = frozenset(channel for channel, key in REACH if named[key] == 1)
         plans = [p for p in config.plans() if p.touches and reachable(p, usable) and economics.allows(p)]
         choice = policy.choose(
-            trained.bundle, record.features, plans, order_value=shopper.value / 100, clv=0.0, economics=economics,
+            bundle, record.features, plans, order_value=shopper.value / 100, clv=0.0, economics=economics,
             exploration=0.0, seed=record.cart_id, explain=0,
         )  # fmt: skip
         chosen[choice.plan.name] += 1
@@ -76,13 +103,7 @@ def main() -> None:
         options = [t for t in (touches_of(p.touches, shopper) for p in candidates) if t is not None]
         top = oracle(shopper, options, margin=margin, channel_costs=costs)[1]
         best.add(top.incremental_profit, top.discount, top.messages)
-    print(f"{len(found)} decisions in the log, {sum(chosen.values())} treated carts replayed; data in {data_dir}")
-    print(f"learned {learned.profit:,.0f}   fixed journey {fixed.profit:,.0f}   oracle {best.profit:,.0f}")
-    print(
-        f"learned ÷ fixed {learned.profit / fixed.profit:.2f}, ÷ oracle {learned.profit / best.profit:.2f}; "
-        f"discounts ÷ fixed {learned.discount / max(fixed.discount, 1):.2f}"
-    )
-    print("plans: " + ", ".join(f"{name} ({n})" for name, n in chosen.most_common(6)))
+    return learned, fixed, best, chosen
 
 
 def _log(args: argparse.Namespace, profile: StoreProfile, data_dir: Path) -> tuple[Any, ...]:
