@@ -95,7 +95,7 @@ def run_simulation(
     sim = Simulation(profile, seed)
     end = start + timedelta(days=days) + DRAIN
     engine_env = {"CARTRECOVER_HOLDOUT_SHARE": str(profile.holdout_share), **(env or {})}
-    with server(data_dir, engine_env) as base, httpx.Client(base_url=base, timeout=900) as http:
+    with server(data_dir, engine_env) as base, httpx.Client(base_url=base, timeout=120) as http:
         admin = {"Authorization": f"Bearer {keys['admin_key']}"}
         inbox = data_dir / "messages.jsonl"
         _drive(sim, http, keys["write_key"], admin, inbox, start=start, days=days, progress=progress)
