@@ -3,8 +3,9 @@ chosen by the test, and the API's and the CLI's figures equal to what the test c
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -19,6 +20,7 @@ from cartrecover.bootstrap import make_clock, open_database, open_event_log
 from cartrecover.domain.events import EventKind
 from cartrecover.engine import Engine
 from cartrecover.entrypoints import cli
+from cartrecover.entrypoints.http import reports
 from cartrecover.entrypoints.http.app import create_app
 from cartrecover.journey_settings import MeasureConfig
 from cartrecover.ports.channels import OutboundMessage
@@ -275,3 +277,33 @@ def test_the_cli_prints_the_same_report_as_json_and_as_a_table(
     assert f"treated{treated['carts']:>11}{treated['recovered']:>11}" in table
     assert "Incremental recovery rate:" in table and "Net incremental revenue:" in table
     assert cli.main(["report", *common, "--since", "nonsense"]) == 1
+
+
+def test_both_reports_are_computed_off_the_server_s_event_loop(
+    engine: Engine, world: tuple[Shop, Expected], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A month's report takes about a second on a big store: computed on the event loop, it would hold up every
+    event the server acknowledges meanwhile."""
+    shop, _ = world
+    on_the_loop: dict[str, bool] = {}
+
+    def noting(name: str, compute: Callable[..., Any]) -> Callable[..., Any]:
+        def noted(*args: Any, **kwargs: Any) -> Any:
+            try:
+                asyncio.get_running_loop()
+                on_the_loop[name] = True
+            except RuntimeError:
+                on_the_loop[name] = False
+            return compute(*args, **kwargs)
+
+        return noted
+
+    monkeypatch.setattr(engine, "recovery_report", noting("report", engine.recovery_report))
+    monkeypatch.setattr(reports, "daily", noting("daily", reports.daily))
+    with TestClient(create_app(engine, background=False)) as client:
+        whole = client.get("/api/v1/reports/recovery", headers=shop.admin)
+        daily = client.get("/api/v1/reports/recovery/daily", headers=shop.admin)
+
+    assert (whole.status_code, daily.status_code) == (200, 200)
+    assert whole.json()["abandoned"]["carts"] > 0 and daily.json()["days"]
+    assert on_the_loop == {"report": False, "daily": False}
