@@ -232,3 +232,16 @@ def test_last_touch_credits_revenue_per_channel_step_and_incentive_beside_sends_
     assert channels == {"email": (1, 1, 1, 7000), "sms": (2, 0, 1, 3000)}
     assert {r.key: r.revenue for r in found.incentives} == {"none": 7000, "10% off": 3000}
     assert as_json(found)["channels"][0]["revenue_display"] == "70.00"
+
+
+def test_the_table_shows_long_step_names_whole_so_that_no_two_rows_read_alike() -> None:
+    names = ("email 1h+24h+72h 10% off · 1/3", "email 1h+24h+72h 10% off · 3/3", "reminder")
+    found = report([outcome(Group.TREATED, sends=(sent(name=name),)) for name in names])
+
+    lines = as_table(found).splitlines()
+    header = next(line for line in lines if line.startswith("step "))
+    shown = [line for line in lines if line.startswith(names)]
+
+    assert len(shown) == 3  # each step's row begins with its whole name
+    assert {line[: header.index("sends")].rstrip() for line in shown} == set(names)
+    assert all(line[: header.index("sends") + 5].endswith("1") for line in shown)  # its sends under "sends"

@@ -82,12 +82,13 @@ def as_table(report: Report) -> str:
     ]
     for title, rows in (("channel", report.channels), ("step", report.steps), ("incentive", report.incentives)):
         if rows:
+            width = max(18, *(len(r.key) + 2 for r in rows))  # whole names: a learned plan's steps differ at the end
             lines += [
                 "",
-                f"{title:<18}{'sends':>7}{'clicks':>8}{'orders':>8}{'revenue':>14}{'incentive':>12}{'channel':>10}",
+                f"{title:<{width}}{'sends':>7}{'clicks':>8}{'orders':>8}{'revenue':>14}{'incentive':>12}{'channel':>10}",
             ]
             lines += [
-                f"{r.key[:18]:<18}{r.sends:>7}{r.clicks:>8}{r.orders:>8}{show(r.revenue):>14}"
+                f"{r.key:<{width}}{r.sends:>7}{r.clicks:>8}{r.orders:>8}{show(r.revenue):>14}"
                 f"{show(r.incentive_cost):>12}{show(r.channel_cost):>10}"
                 for r in rows
             ]
