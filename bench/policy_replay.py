@@ -68,6 +68,12 @@ def main() -> None:
             f"  learned ÷ fixed {learned.profit / fixed.profit:.2f}, ÷ oracle {learned.profit / best.profit:.2f}; "
             f"discounts ÷ fixed {learned.discount / max(fixed.discount, 1):.2f}"
         )
+        w = args.discount_weight - 1  # what the shop asked for: profit less (w − 1) × the discounts given
+        weighted = (learned.profit - w * learned.discount) / (fixed.profit - w * fixed.discount)
+        print(
+            f"  discounts: learned {learned.discount:,.0f}, fixed {fixed.discount:,.0f}, oracle {best.discount:,.0f}; "
+            f"profit − {w:g} × discounts, learned ÷ fixed {weighted:.2f}"
+        )
         print("  plans: " + ", ".join(f"{name} ({n})" for name, n in chosen.most_common(6)))
 
 
