@@ -24,12 +24,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from cartrecover.bootstrap import build_engine
 from cartrecover.decide import features, policy
 from cartrecover.decide.actions import reachable
 from cartrecover.decision_settings import DecisionConfig
 from cartrecover.domain.journey import Channel
 from cartrecover.learn.train import examples, train
+from cartrecover.models import effects
 from cartrecover.models.bundle import Bundle
 from cartrecover.ports.decisions import DecisionRecord
 from cartrecover.settings import load_settings
@@ -61,7 +64,7 @@ def main() -> None:
     print(f"{len(found)} decisions in the log; data in {data_dir}; discount weight {args.discount_weight}")
     for caution in args.caution:
         config = replace(DecisionConfig(), margin=profile.margin, discount_weight=args.discount_weight, caution=caution)
-        learned, fixed, best, chosen = _replay(trained.bundle, later, truths, config, profile)
+        learned, fixed, best, chosen, errors = _replay(trained.bundle, later, truths, config, profile)
         print(f"caution {caution}: {sum(chosen.values())} treated carts replayed")
         print(f"  learned {learned.profit:,.0f}   fixed journey {fixed.profit:,.0f}   oracle {best.profit:,.0f}")
         print(
@@ -75,6 +78,12 @@ def main() -> None:
             f"profit − {w:g} × discounts, learned ÷ fixed {weighted:.2f}"
         )
         print("  plans: " + ", ".join(f"{name} ({n})" for name, n in chosen.most_common(6)))
+        model, true, spread = np.asarray(errors).T
+        print(
+            f"  the {len(model)} contacted carts: uplift by the model {model.mean():+.4f}, by the truth {true.mean():+.4f}; "
+            f"spread of the effect (log-odds) median {np.median(spread):.3f}, its correlation with the model's error "
+            f"{np.corrcoef(model - true, spread)[0, 1]:+.2f}"
+        )
 
 
 def _replay(
@@ -83,12 +92,14 @@ def _replay(
     truths: dict[str, Any],
     config: DecisionConfig,
     profile: StoreProfile,
-) -> tuple[Priced, Priced, Priced, Counter[str]]:
-    """Each treated decision of `later`: the policy's plan, the fixed journey's and the oracle's, priced by the truth."""
+) -> tuple[Priced, Priced, Priced, Counter[str], list[tuple[float, float, float]]]:
+    """Each treated decision of `later`: the policy's plan, the fixed journey's and the oracle's, priced by the truth;
+    and for each contacted cart the chosen plan's uplift by the model and by the truth, and its effect's spread."""
     economics = config.economics(30)
     candidates = [p for p in config.plans() if economics.allows(p)]
     margin, costs = profile.margin, profile.channel_costs
     learned, fixed, best, chosen = Priced(), Priced(), Priced(), Counter[str]()
+    errors = []
     for record in later:
         truth = truths.get(record.cart_id)
         if truth is None or record.group != "treated":
@@ -104,12 +115,17 @@ def _replay(
         chosen[choice.plan.name] += 1
         mine = expected(shopper, touches_of(choice.plan.touches, shopper) or (), margin=margin, channel_costs=costs)
         learned.add(mine.incremental_profit, mine.discount, mine.messages)
+        if choice.plan.touches:
+            alone = expected(shopper, (), margin=margin, channel_costs=costs).p_order
+            terms = effects.plan_terms(np.asarray([choice.plan.describe()], dtype=np.float64))
+            spread = bundle.effects.spread(effects.context_of(np.asarray(record.features)), terms)[0]
+            errors.append((choice.chosen.uplift, mine.p_order - alone, float(spread)))
         theirs = expected(shopper, fixed_plan(shopper.channels), margin=margin, channel_costs=costs)
         fixed.add(theirs.incremental_profit, theirs.discount, theirs.messages)
         options = [t for t in (touches_of(p.touches, shopper) for p in candidates) if t is not None]
         top = oracle(shopper, options, margin=margin, channel_costs=costs)[1]
         best.add(top.incremental_profit, top.discount, top.messages)
-    return learned, fixed, best, chosen
+    return learned, fixed, best, chosen, errors
 
 
 def _log(args: argparse.Namespace, profile: StoreProfile, data_dir: Path) -> tuple[Any, ...]:
