@@ -507,6 +507,33 @@ def test_a_bundle_stored_without_covariances_loads_and_serves_its_estimates_what
         ).plan  # fmt: skip
 
 
+def test_a_stored_covariance_is_its_upper_triangle_in_float32_and_serves_the_same_spread(bundle: Bundle) -> None:
+    bundle = with_discount_share(bundle)
+    stored = bundle.to_bytes()
+    again = Bundle.from_bytes(stored)
+    size = len(bundle.effects.coefficients)
+    assert again.effects.covariance is not None and bundle.effects.covariance is not None
+    np.testing.assert_allclose(again.effects.covariance, bundle.effects.covariance, rtol=1e-6, atol=1e-12)
+    assert np.array_equal(again.effects.covariance, again.effects.covariance.T)
+    # two 144 × 144 matrices as JSON numbers took 800 KB; as half of each in float32, base64, 2 × 56 KB
+    assert bundle.discount is not None
+    without = replace(
+        bundle, effects=replace(bundle.effects, covariance=None), discount=replace(bundle.discount, covariance=None)
+    )
+    base64_size = (size * (size + 1) // 2 * 4 + 2) // 3 * 4
+    assert len(stored) - len(without.to_bytes()) <= 2 * (base64_size + len(',"covariance":""'))
+    row = np.asarray(synthetic_log(1, seed=9)[0].record.features)
+    actions = np.asarray([p.describe() for p in PLANS[1:]])
+    cautious = again.outcomes(row, actions, caution=1.0)
+    np.testing.assert_allclose(cautious, bundle.outcomes(row, actions, caution=1.0), atol=1e-6)  # float32's digits
+    body = json.loads(stored)
+    body["effects"]["covariance"] = bundle.effects.covariance.ravel().tolist()  # a bundle stored as e60330e did
+    assert np.array_equal(Bundle.from_bytes(json.dumps(body).encode()).effects.covariance, bundle.effects.covariance)
+    body["effects"]["covariance"] = body["discount"]["covariance"][:-8]
+    with pytest.raises(ValueError, match="covariance"):
+        Bundle.from_bytes(json.dumps(body).encode())
+
+
 def test_training_refuses_a_log_too_thin_to_learn_from() -> None:
     with pytest.raises(NotEnoughData, match="untouched carts"):
         train(synthetic_log(150), [])
