@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 
 from cartrecover.adapters._time import from_us, to_us
+from cartrecover.adapters.sqlite._ids import rows_for_ids
 from cartrecover.domain.cart import Cart, CartStatus
 
 _cart_encoder = msgspec.msgpack.Encoder()
@@ -31,16 +32,10 @@ class SqliteCarts:
         return _cart_decoder.decode(row[0]) if row else None
 
     def get_many(self, store_id: int, cart_ids: Collection[str]) -> dict[str, Cart]:
-        """The carts that exist, by id, 500 ids a query (older SQLite builds allow 999 parameters)."""
-        ids, found = list(cart_ids), dict[str, Cart]()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            rows = self._conn.execute(
-                f"SELECT body FROM carts WHERE store_id=? AND cart_id IN ({','.join('?' * len(chunk))})",
-                (store_id, *chunk),
-            )
-            found.update((cart.cart_id, cart) for cart in (_cart_decoder.decode(body) for (body,) in rows))
-        return found
+        """The carts that exist, by id, a chunk of ids a query."""
+        sql = "SELECT body FROM carts WHERE store_id=? AND cart_id IN ({ids})"
+        carts = (_cart_decoder.decode(body) for (body,) in rows_for_ids(self._conn, sql, store_id, cart_ids))
+        return {cart.cart_id: cart for cart in carts}
 
     def find(self, store_id: int, ref: str) -> Cart | None:
         """The cart a join key points to."""
@@ -169,19 +164,14 @@ class SqliteTimeline:
         return [{"at": from_us(at), "kind": kind, **_detail_decoder.decode(detail)} for at, kind, detail in rows]
 
     def for_carts(self, store_id: int, cart_ids: Collection[str], kind: str) -> dict[str, list[dict[str, Any]]]:
-        """Entries of one kind by cart, each cart's in event-time order; 500 ids a query, as `Carts.get_many`."""
-        ids, found = list(cart_ids), dict[str, list[dict[str, Any]]]()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            rows = self._conn.execute(
-                "SELECT cart_id, at_us, detail FROM timeline INDEXED BY timeline_by_cart "
-                f"WHERE store_id=? AND cart_id IN ({','.join('?' * len(chunk))}) AND kind=? ORDER BY at_us, id",
-                (store_id, *chunk, kind),
-            )
-            for cart_id, at, detail in rows:
-                found.setdefault(cart_id, []).append(
-                    {"at": from_us(at), "kind": kind, **_detail_decoder.decode(detail)}
-                )
+        """Entries of one kind by cart, each cart's in event-time order; a chunk of ids a query."""
+        sql = (
+            "SELECT cart_id, at_us, detail FROM timeline INDEXED BY timeline_by_cart "
+            "WHERE store_id=? AND cart_id IN ({ids}) AND kind=? ORDER BY at_us, id"
+        )
+        found: dict[str, list[dict[str, Any]]] = {}
+        for cart_id, at, detail in rows_for_ids(self._conn, sql, store_id, cart_ids, kind):
+            found.setdefault(cart_id, []).append({"at": from_us(at), "kind": kind, **_detail_decoder.decode(detail)})
         return found
 
 

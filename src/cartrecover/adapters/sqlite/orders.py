@@ -7,6 +7,7 @@ from collections.abc import Collection
 
 import msgspec
 
+from cartrecover.adapters.sqlite._ids import rows_for_ids
 from cartrecover.ports.orders import Order
 
 _encoder = msgspec.msgpack.Encoder()
@@ -27,16 +28,10 @@ class SqliteOrders:
         return _decoder.decode(row[0]) if row else None
 
     def get_many(self, store_id: int, order_ids: Collection[str]) -> dict[str, Order]:
-        """The orders that exist, by id, 500 ids a query (as `Carts.get_many`)."""
-        ids, found = list(order_ids), dict[str, Order]()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            rows = self._conn.execute(
-                f"SELECT body FROM orders WHERE store_id=? AND order_id IN ({','.join('?' * len(chunk))})",
-                (store_id, *chunk),
-            )
-            found.update((order.order_id, order) for order in (_decoder.decode(body) for (body,) in rows))
-        return found
+        """The orders that exist, by id, a chunk of ids a query."""
+        sql = "SELECT body FROM orders WHERE store_id=? AND order_id IN ({ids})"
+        orders = (_decoder.decode(body) for (body,) in rows_for_ids(self._conn, sql, store_id, order_ids))
+        return {order.order_id: order for order in orders}
 
     def find_unjoined(self, store_id: int, refs: tuple[str, ...]) -> Order | None:
         """An order naming one of these keys that has not closed a cart yet."""

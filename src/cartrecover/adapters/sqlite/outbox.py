@@ -9,6 +9,7 @@ from datetime import datetime
 import msgspec
 
 from cartrecover.adapters._time import from_us, to_us
+from cartrecover.adapters.sqlite._ids import rows_for_ids
 from cartrecover.domain.journey import Step, StepStatus
 
 _encoder = msgspec.msgpack.Encoder()
@@ -82,17 +83,15 @@ class SqliteOutbox:
         return [_decoder.decode(body) for (body,) in rows]
 
     def for_carts(self, store_id: int, cart_ids: Collection[str]) -> dict[str, list[Step]]:
-        """Each cart's steps by due time, by cart; 500 ids a query, by the cart index as `for_cart` reads."""
-        ids, found = list(cart_ids), dict[str, list[Step]]()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            rows = self._conn.execute(
-                "SELECT body FROM outbox INDEXED BY outbox_by_cart "
-                f"WHERE store_id=? AND cart_id IN ({','.join('?' * len(chunk))}) ORDER BY due_us, step_id",
-                (store_id, *chunk),
-            )
-            for step in (_decoder.decode(body) for (body,) in rows):
-                found.setdefault(step.cart_id, []).append(step)
+        """Each cart's steps by due time, by cart; a chunk of ids a query, by the cart index as `for_cart` reads."""
+        sql = (
+            "SELECT body FROM outbox INDEXED BY outbox_by_cart "
+            "WHERE store_id=? AND cart_id IN ({ids}) ORDER BY due_us, step_id"
+        )
+        found: dict[str, list[Step]] = {}
+        for (body,) in rows_for_ids(self._conn, sql, store_id, cart_ids):
+            step = _decoder.decode(body)
+            found.setdefault(step.cart_id, []).append(step)
         return found
 
     def sent_since(self, store_id: int, shopper_id: str, since: datetime) -> int:
