@@ -25,11 +25,12 @@ from cartrecover.decide.learned import lifetime_value
 from cartrecover.decision_settings import DecisionConfig
 from cartrecover.domain.cart import Cart, CartStatus
 from cartrecover.domain.events import LineItem
-from cartrecover.domain.journey import Channel
+from cartrecover.domain.journey import Channel, JourneyStep
 from cartrecover.engine import Engine
 from cartrecover.errors import ConfigError
 from cartrecover.ingest import segment
-from cartrecover.learn.evaluate import check, evaluate
+from cartrecover.journey_settings import JourneyConfig, StepConfig
+from cartrecover.learn.evaluate import check, compare, evaluate
 from cartrecover.learn.train import Example, NotEnoughData, _laplace_covariance, _logistic_fit, train
 from cartrecover.models import effects
 from cartrecover.models.bundle import Bundle
@@ -172,11 +173,47 @@ def test_exploring_decisions_pick_uniformly_among_reachable_plans_and_log_that_p
     assert not any(r.plan.startswith(("sms", "push")) for r in explored)
     rules = [r for r in logged if not r.explored]
     assert all(r.propensity == pytest.approx(0.6) for r in rules)  # the default journey is not a candidate plan
+    # each decision logs the plan the rules would have run, the explored ones too: the offline check's comparison
+    journey = rules[0].action
+    assert journey[0] == 3 and all(r.greedy == r.action == journey for r in rules)
+    assert all(r.greedy == journey != r.action for r in explored)
     # the same cart and abandonment decide the same way again (a replay), another abandonment independently
     seed_a, seed_b = "1/c/2030-01-01T00:00:00+00:00", "1/c/2030-01-02T00:00:00+00:00"
     plans = config.plans()
     assert policy.explore(plans, 0.4, seed_a) == policy.explore(plans, 0.4, seed_a)
     assert len({policy.explore(plans, 1.0, f"{seed_b}{n}")[0] for n in range(200)}) > 20
+
+
+def test_a_decision_logged_before_the_running_policy_s_plan_was_recorded_reads_back_without_one() -> None:
+    record = DecisionRecord(1, "c", "s", START, "treated", "rules-v1", "p", [0.0] * 8, [1.0], "f1", propensity=0.7)
+    stored = msgspec.msgpack.encode({k: v for k, v in msgspec.to_builtins(record).items() if k != "greedy"})
+    old = msgspec.msgpack.Decoder(DecisionRecord).decode(stored)
+    assert old.greedy is None and old.propensity == 0.7 and old.at == START
+    assert msgspec.msgpack.Decoder(DecisionRecord).decode(
+        msgspec.msgpack.encode(replace(record, greedy=[3.0]))
+    ).greedy == [3.0]
+
+
+def test_an_exploring_draw_that_lands_on_the_journey_s_own_plan_logs_the_journey_s_probability(
+    tmp_path: Path,
+) -> None:
+    config = DecisionConfig(exploration=0.4, channels=(Channel.EMAIL,), cadences=((HOUR,),), incentives=(0, 10))
+    one_email = JourneyConfig((StepConfig(JourneyStep("reminder", HOUR, (Channel.EMAIL,), "reminder")),))
+    engine = build(tmp_path, decisions=config, journey=one_email)  # the journey is the candidate "email 1h"
+    shop = add_shop(engine)
+    for n in range(200):
+        abandon(engine, shop, START + n * timedelta(seconds=20))
+    engine.advance_clock(START + 3 * HOUR)
+    logged = decisions(engine, shop)
+    engine.close()
+    share = 0.4 / 3  # no contact, "email 1h", "email 1h 10% off"
+    journey = next(r for r in logged if not r.explored).action
+    drawn_journey = [r for r in logged if r.explored and r.action == journey]
+    drawn_other = [r for r in logged if r.explored and r.action != journey]
+    assert drawn_journey and drawn_other
+    assert all(r.propensity == pytest.approx(0.6 + share) for r in drawn_journey)  # the plan's own chance, whole
+    assert all(r.propensity == pytest.approx(share) for r in drawn_other)
+    assert all(r.propensity == pytest.approx(0.6 + share) for r in logged if not r.explored)
 
 
 # --- the profit policy ------------------------------------------------------------------------------------------
@@ -212,6 +249,20 @@ def choose(truth: Truth, value: float = 100.0, **economics: Any) -> policy.Choic
         truth, [0.0] * len(features.NAMES), PLANS, order_value=value, clv=0.0, economics=found, exploration=0.0,
         seed="s",
     )  # fmt: skip
+
+
+def test_an_exploring_choice_keeps_the_best_plan_it_set_aside() -> None:
+    truth, economics = Truth(0.2, 0.02, 0.004), policy.Economics(margin=0.4)
+    best = choose(truth).plan
+    chosen = [
+        policy.choose(
+            truth, [0.0] * len(features.NAMES), PLANS, order_value=100.0, clv=0.0, economics=economics,
+            exploration=1.0, seed=f"s{n}",
+        )
+        for n in range(40)
+    ]  # fmt: skip
+    assert all(c.explored and c.greedy == best for c in chosen)
+    assert any(c.plan != best for c in chosen) and choose(truth).greedy == best
 
 
 def test_value_is_uplift_times_margin_minus_the_incentive_on_every_order_minus_channel_costs() -> None:
@@ -551,6 +602,7 @@ def test_an_active_model_decides_and_explains_and_a_rollback_brings_the_rules_ba
     (record,) = decisions(engine, shop)
     assert record.cart_id == hunter and record.policy == f"learned:v{version}" and record.model_version == version
     assert record.action[5] > 0 and record.scores["chosen"]["value"] > 0 and record.contributions
+    assert record.greedy == record.action  # it did not explore: the plan it would have chosen is the one it chose
     with engine.database.read() as uow:
         (entry,) = [e for e in uow.timeline.for_cart(shop.store_id, hunter) if e["kind"] == "decision"]
         steps = uow.outbox.for_cart(shop.store_id, hunter)
@@ -600,33 +652,88 @@ def test_the_contact_model_recovers_who_an_incentive_moves_from_randomised_decis
     assert lift[False][0] == pytest.approx(0.03, abs=0.03)
 
 
-def running_journey_log(count: int, seed: int = 2) -> list[Example]:
+JOURNEY = next(p for p in PLANS if p.name == "email 1h+24h+72h")
+
+
+def running_journey_log(count: int, seed: int = 2, *, greedy: bool = True) -> list[Example]:
     """synthetic_log's truth with a running policy: 70 % of decisions get "email 1h+24h+72h" (no discount, a
-    propensity of 0.7 plus its share of the draw), the rest explore uniformly, as the rules do before a model."""
-    journey = next(p for p in PLANS if p.name == "email 1h+24h+72h")
+    propensity of 0.7 plus its share of the draw), the rest explore uniformly, as the rules do before a model;
+    with `greedy`, every treated decision logs the journey as the plan the rules would have run (as they do now)."""
     found = []
-    for example in synthetic_log(count, seed):
-        record = example.record
+    for logged in synthetic_log(count, seed):
+        record, example = logged.record, logged
         if record.group == "treated" and random.Random(f"{seed}/{record.cart_id}").random() < 0.7:
             deals = record.features[features.NAMES.index("traffic")] == 5
             p = 0.02 * 3 if deals else 0.3 + 0.03 * 3
             ordered = random.Random(f"{seed}/order/{record.cart_id}").random() < p
-            record = replace(record, policy="rules-v1", plan=journey.name, action=journey.describe(), explored=False)
+            record = replace(record, policy="rules-v1", plan=JOURNEY.name, action=JOURNEY.describe(), explored=False)
             record.propensity = 0.7 + 0.3 / len(PLANS)
-            found.append(Example(record, ordered, example.value, discounted=ordered and journey.percent_off > 0))
-            continue
-        found.append(example)
+            example = Example(record, ordered, logged.value, discounted=ordered and JOURNEY.percent_off > 0)
+        elif record.action == JOURNEY.describe():  # drawn, the journey's plan keeps its own chance
+            record = replace(record, propensity=0.7 + 0.3 / len(PLANS))
+        if greedy and record.group == "treated":
+            record = replace(record, greedy=JOURNEY.describe())
+        found.append(replace(example, record=record))
     return found
+
+
+def synthetic_profit(example: Example, plan: Plan) -> float:
+    """synthetic_log's expected profit of `plan` for the example's cart, at a margin of 0.5."""
+    deals = example.record.features[features.NAMES.index("traffic")] == DEALS
+    touches, percent, value = plan.describe()[0], plan.percent_off, example.value
+    p = 0.02 * touches + 0.03 * percent if deals else 0.3 + 0.03 * touches
+    return p * (value * 0.5 - percent / 100 * value) - DecisionConfig().economics(30).cost(plan)
 
 
 def test_a_model_goes_live_only_after_beating_the_running_policy_on_decisions_it_was_not_fitted_on() -> None:
     config = DecisionConfig(channels=(Channel.EMAIL,), margin=0.5)
-    passed = check(running_journey_log(8000), [], config, max_discount=30)
-    assert passed.passed and passed.estimate is not None and passed.decisions > 0
-    assert passed.estimate.value > passed.running_value  # deal traffic is worth a discount the journey never gives
-    assert passed.metrics()["offline_check_passed"] == 1.0
+    found = running_journey_log(8000)
+    passed = check(found, [], config, max_discount=30)
+    assert passed.passed and passed.estimate is not None and passed.difference is not None and passed.decisions > 0
+    assert "paired" in passed.reason and passed.metrics()["offline_check_passed"] == 1.0
+    # the paired difference is the candidate's gain over the journey on the same held-out decisions: it covers the
+    # truth's gain there (deal traffic is worth a discount the journey never gives)
+    candidate = train(found[: int(len(found) * 0.8)], []).bundle
+    newest = [e for e in found[int(len(found) * 0.8) :] if e.record.propensity and e.record.group != "holdout"]
+    economics = config.economics(30)
+    gains = [
+        synthetic_profit(e, policy.choose(
+            candidate, e.record.features, PLANS, order_value=e.record.features[0], clv=0.0, economics=economics,
+            exploration=0.0, seed=e.record.cart_id, explain=0,
+        ).plan) - synthetic_profit(e, JOURNEY)
+        for e in newest
+    ]  # fmt: skip
+    gain = sum(gains) / len(gains)
+    assert gain > 0 and passed.difference.low <= gain <= passed.difference.high
+    assert passed.difference.value == pytest.approx(passed.estimate.value - passed.running_value)
     thin = check(running_journey_log(400), [], config, max_discount=30)
     assert not thin.passed and "too little data" in thin.reason
+
+
+def test_without_the_running_policy_s_plans_logged_the_check_compares_with_what_its_decisions_earned() -> None:
+    config = DecisionConfig(channels=(Channel.EMAIL,), margin=0.5)
+    older = check(running_journey_log(8000, greedy=False), [], config, max_discount=30)
+    assert older.passed and older.difference is None and older.estimate is not None
+    assert older.estimate.value > older.running_value and "against" in older.reason
+
+
+def test_a_candidate_that_chooses_as_the_running_policy_differs_from_it_by_exactly_nothing(bundle: Bundle) -> None:
+    config = DecisionConfig(channels=(Channel.EMAIL,), margin=0.5)
+    economics = config.economics(30)
+    logged = [
+        replace(e, record=replace(e.record, greedy=policy.choose(
+            bundle, e.record.features, PLANS, order_value=e.record.features[0], clv=0.0, economics=economics,
+            exploration=0.0, seed=e.record.cart_id, explain=0,
+        ).plan.describe()))
+        for e in synthetic_log(1500, seed=13)
+        if e.record.propensity
+    ]  # fmt: skip  # as if the bundle itself had been running: its choice is each decision's greedy plan
+    same = compare(logged, bundle, config, 30)
+    assert same.agreement == 1.0 and same.decisions == len(logged)
+    assert same.difference.value == 0.0 and same.difference.low == same.difference.high == 0.0
+    assert same.candidate.high - same.candidate.low > 1.0  # each side alone is as noisy as the orders
+    other = compare(running_journey_log(1500, seed=13), bundle, config, 30)
+    assert other.agreement < 1.0 and other.difference.high - other.difference.low > 0
 
 
 # --- send time -------------------------------------------------------------------------------------------------
@@ -699,6 +806,19 @@ def test_off_policy_evaluation_judges_the_cautious_policy_that_would_serve(bundl
     ]  # fmt: skip
     careful, bold = evaluate(logged, bundle, config, 30), evaluate(logged, bundle, replace(config, caution=0.0), 30)
     assert careful.agreement == pytest.approx(np.mean(served)) and careful.agreement != bold.agreement
+
+
+def test_offline_the_policy_chooses_with_the_cart_s_value_at_the_decision_not_the_order_s(bundle: Bundle) -> None:
+    config = DecisionConfig(channels=(Channel.EMAIL,), margin=0.5)
+    logged = [e for e in running_journey_log(1500, seed=14) if e.record.propensity]
+    # an order's value is only known once it is placed (a discount lowers it): serving never sees it, so the
+    # candidate's choices offline must not move with it; here ordered carts' values shrink so far that, were they
+    # read, a message's cost would outweigh what it wins
+    shrunk = [replace(e, value=e.value * 1e-6) if e.ordered else e for e in logged]
+    assert sum(e.ordered for e in logged) > 100
+    assert evaluate(shrunk, bundle, config, 30).agreement == evaluate(logged, bundle, config, 30).agreement
+    assert compare(shrunk, bundle, config, 30).agreement == compare(logged, bundle, config, 30).agreement
+    assert compare(shrunk, bundle, config, 30).difference.value != compare(logged, bundle, config, 30).difference.value
 
 
 def test_a_lifetime_value_model_that_cannot_evaluate_a_history_gives_no_estimate_not_an_error() -> None:

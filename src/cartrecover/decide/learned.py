@@ -139,6 +139,7 @@ def decide(
         )  # fmt: skip
         record = _record(cart, row, "treated", f"learned:v{models.version}", choice.plan, propensity=choice.propensity)
         record.explored, record.model_version = choice.explored, int(models.version)
+        record.greedy = choice.greedy.describe()
         record.incentive = choice.chosen.incentive
         record.scores = _scores(choice)
         record.contributions = choice.contributions
@@ -149,16 +150,23 @@ def decide(
         )
         return Decided(steps, record, reasons)
     name, rule_steps, rule_reasons = rules
+    journey = _as_plan(name, cart, rule_steps)
     explored, share = policy.explore(plans, config.exploration, seed)
+    same = any(p.describe() == journey.describe() for p in [NO_CONTACT, *plans])
+    drawn = share if same else 0.0  # the journey's own chance of being drawn when it is one of the candidates
     if explored is not None:
-        record = _record(cart, row, "treated", "explore", explored, propensity=share)
-        record.explored = True
+        # The draw can land on the journey's plan: that plan's chance is the journey's, not the draw's alone.
+        is_journey = explored.describe() == journey.describe()
+        record = _record(
+            cart, row, "treated", "explore", explored,
+            propensity=1 - config.exploration + share if is_journey else share,
+        )  # fmt: skip
+        record.explored, record.greedy = True, journey.describe()
         steps = steps_of(cart, explored, shopper=shopper, send_time=None, window=timedelta(0), timezone=timezone)
         return Decided(steps, record, (f"{explored.name}: explored while the store has no model",))
-    journey = _as_plan(name, cart, rule_steps)
-    same = any(p.describe() == journey.describe() for p in [NO_CONTACT, *plans])
-    propensity = 1 - config.exploration + (share if same else 0.0) if config.exploration else None
+    propensity = 1 - config.exploration + drawn if config.exploration else None
     record = _record(cart, row, "treated", name, journey, propensity=propensity)
+    record.greedy = journey.describe()
     return Decided(rule_steps, record, rule_reasons)
 
 

@@ -106,6 +106,7 @@ class Choice:
     runner_up: Valued | None
     candidates: int
     contributions: list[tuple[str, float]]
+    greedy: Plan  # the best plan: what an exploring decision set aside
 
 
 def choose(
@@ -149,7 +150,7 @@ def choose(
     propensity = share + (1 - exploration) * (chosen is best)
     runner_up = next((v for v in ranked if v is not chosen), None)
     contributions = scorer.explain(x, explain) if explain else []
-    return Choice(chosen.plan, propensity, explored, p0, chosen, runner_up, len(valued), contributions)
+    return Choice(chosen.plan, propensity, explored, p0, chosen, runner_up, len(valued), contributions, best.plan)
 
 
 def explore(plans: Sequence[Plan], exploration: float, seed: str) -> tuple[Plan | None, float]:

@@ -2,11 +2,15 @@
 
 The reward of a logged decision is the profit it brought: the order's margin less the discount its plan
 offered (counted `discount_weight` times, as the policy counts it), if the cart was ordered within its window, less
-the plan's channel costs. The candidate policy is the
-bundle's choice over the plans each logged shopper could get, made as serving makes it (`policy.choose` with the
-config's economics: `discount_weight` and `caution` included). Only decisions with a logged propensity
-count (exploring or exploring-capable ones); IPS, self-normalised IPS and doubly robust (with the bundle's own
-reward model) estimate what the candidate would have earned per decision, next to what the logged policy did.
+the plan's channel costs. The candidate policy is the bundle's choice over the plans each logged shopper could get,
+made as serving makes it (`policy.choose` with the config's economics, `discount_weight` and `caution` included,
+and the cart's value when it was decided: an order's value is known only after it). Only decisions with a logged
+propensity count (exploring or exploring-capable ones).
+
+`evaluate`: IPS, self-normalised IPS and doubly robust (with the bundle's own reward model) estimate what the
+candidate would have earned per decision, next to what the logged policy did. `compare`: the candidate against the
+running policy on the same decisions, by the plan each decision logs as the one the running policy would have
+chosen (`DecisionRecord.greedy`); `check`, which `cartrecover train` runs, uses it on the newest part of the log.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from cartrecover.models.bundle import Bundle
 from cartrecover.ports.shoppers import Shopper
 
 HELD_OUT = 0.2  # the newest share of the log a candidate is checked on before it may go live
+DETECTABLE = 2.8  # standard errors a true difference needs to be seen 4 times in 5 at 95 % (1.96 + 0.84)
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,7 @@ def evaluate(found: Sequence[Example], bundle: Bundle, config: DecisionConfig, m
         row = record.features
         allowed = _reachable(plans, row)
         choice = policy.choose(
-            bundle, row, allowed, order_value=example.value, clv=0.0, economics=economics, exploration=0.0,
+            bundle, row, allowed, order_value=row[0], clv=0.0, economics=economics, exploration=0.0,
             seed=record.cart_id, explain=0,
         )  # fmt: skip
         logged_plan = next((p for p in plans if p.describe() == record.action), None)
@@ -61,10 +66,10 @@ def evaluate(found: Sequence[Example], bundle: Bundle, config: DecisionConfig, m
         logged.append(record.propensity or 1.0)
         target.append(float(choice.plan.describe() == record.action))
         p_logged, q_logged = _p_order(bundle, row, record.action)
-        predicted.append(_profit(p_logged, example.value, config.margin, w * percent * q_logged, cost))
+        predicted.append(_profit(p_logged, row[0], config.margin, w * percent * q_logged, cost))
         chosen = choice.plan
         expected.append(
-            choice.chosen.p_order * example.value * config.margin - w * choice.chosen.incentive - economics.cost(chosen)
+            choice.chosen.p_order * row[0] * config.margin - w * choice.chosen.incentive - economics.cost(chosen)
         )
     arrays = [np.asarray(a, dtype=np.float64) for a in (reward, logged, target, predicted, expected)]
     r, p, t, q, e = arrays
@@ -83,8 +88,9 @@ class Check:
     passed: bool
     reason: str
     decisions: int = 0
-    running_value: float = float("nan")  # what the running policy's own (non-exploring) decisions earned, mean
+    running_value: float = float("nan")  # the running policy's value per decision (estimated, or what it earned)
     estimate: ope.Estimate | None = None  # the doubly robust value of the candidate's policy
+    difference: ope.Estimate | None = None  # candidate − running, paired on the same decisions (when known)
 
     def metrics(self) -> dict[str, float]:
         """For the registry's metrics."""
@@ -97,18 +103,116 @@ class Check:
             "offline_dr_value": self.estimate.value,
             "offline_dr_low": self.estimate.low,
             "offline_dr_high": self.estimate.high,
-        }
+        } | (
+            {}
+            if self.difference is None
+            else {
+                "offline_difference": self.difference.value,
+                "offline_difference_low": self.difference.low,
+                "offline_difference_high": self.difference.high,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A candidate policy against the running one, paired on the same logged decisions: the doubly robust estimate
+    of the difference in profit per decision, and each side's own estimate."""
+
+    decisions: int
+    difference: ope.Estimate  # candidate − running, per decision
+    candidate: ope.Estimate
+    running: ope.Estimate
+    agreement: float  # the share of decisions where both would have chosen the same plan
+
+
+def compare(found: Sequence[Example], bundle: Bundle, config: DecisionConfig, max_discount: int) -> Comparison:
+    """The bundle's greedy policy against the plans the running policy would have chosen (`record.greedy`), by the
+    doubly robust difference on each logged decision with a propensity.
+
+    Both sides are valued with the bundle's reward model q̂ on the same decision, and each side's correction
+    w·(r − q̂(x, a)) / μ counts only where the logged action is its plan: where the two policies agree, the terms
+    cancel exactly, so the order noise of those decisions drops out of the difference.
+    """
+    return comparison(paired_terms(found, bundle, config, max_discount))
+
+
+def _comparable(example: Example) -> bool:
+    record = example.record
+    return bool(record.propensity and record.group != "holdout" and record.greedy)
+
+
+def paired_terms(found: Sequence[Example], bundle: Bundle, config: DecisionConfig, max_discount: int) -> np.ndarray:
+    """Per comparable decision (a propensity and the running policy's plan logged, not held out): the candidate's
+    doubly robust term, the running policy's, and whether the two chose the same plan; `comparison` sums them up."""
+    usable = [e for e in found if _comparable(e)]
+    if not usable:
+        raise ValueError("no logged decision has a propensity and the running policy's plan: turn exploration on")
+    economics = config.economics(max_discount)
+    plans, w, margin = config.plans(), config.discount_weight, config.margin
+    rows = []
+    for example in usable:
+        record = example.record
+        row, value = record.features, record.features[0]  # the cart's value when it was decided, as serving sees it
+        choice = policy.choose(
+            bundle, row, _reachable(plans, row), order_value=value, clv=0.0, economics=economics, exploration=0.0,
+            seed=record.cart_id, explain=0,
+        )  # fmt: skip
+        taken, greedy = list(record.action), list(record.greedy or ())
+        given = taken[5] if example.discounted else 0.0  # the discount the order really took
+        reward = _profit(float(example.ordered), example.value, margin, w * given, _cost(config, max_discount, taken))
+        predicted = _expected(bundle, row, value, taken, config=config, max_discount=max_discount)
+        described = choice.plan.describe()
+        candidate, running = (
+            _expected(bundle, row, value, a, config=config, max_discount=max_discount) for a in (described, greedy)
+        )
+        rows.append(
+            (reward, predicted, candidate, running, float(described == taken), float(greedy == taken),
+             float(described == greedy), record.propensity)
+        )  # fmt: skip
+    r, q, e_candidate, e_running, on_candidate, on_running, same, mu = np.asarray(rows, dtype=np.float64).T
+    residual = (r - q) / mu
+    return np.column_stack((e_candidate + on_candidate * residual, e_running + on_running * residual, same))
+
+
+def comparison(terms: np.ndarray) -> Comparison:
+    """The paired estimates from `paired_terms` (of one part of a log, or of several stacked)."""
+    theirs, ours, same = terms.T
+    return Comparison(
+        len(terms),
+        _mean("doubly_robust_difference", theirs - ours),
+        _mean("doubly_robust", theirs),
+        _mean("doubly_robust", ours),
+        float(same.mean()),
+    )
 
 
 def check(found: Sequence[Example], purchasers: Sequence[Shopper], config: DecisionConfig, max_discount: int) -> Check:
     """Fit on the older part of `found` (oldest first), then compare on the newest part: the candidate's doubly
-    robust value per decision against what the running policy's own decisions earned there."""
+    robust value per decision against the running policy's, paired on the same decisions (`compare`); a log
+    without the running policy's plans (before `greedy` was recorded) falls back on what its own decisions earned."""
     cut = int(len(found) * (1 - HELD_OUT))
     older, newest = found[:cut], found[cut:]
     try:
         candidate = train(older, purchasers).bundle
     except NotEnoughData as exc:
         return Check(False, f"too little data to check a model offline ({exc})")
+    if any(e.record.greedy for e in newest):
+        try:
+            paired = compare(newest, candidate, config, max_discount)
+        except ValueError as exc:
+            return Check(False, str(exc))
+        difference = paired.difference
+        passed = difference.value > 0
+        verdict = "beats" if passed else "does not beat"
+        resolution = DETECTABLE * (difference.high - difference.low) / 2 / 1.959964
+        reason = (
+            f"on the newest {paired.decisions} decisions the model's policy {verdict} the running one by "
+            f"{difference.value:+.3f} per decision (doubly robust, paired; 95 % {difference.low:+.3f} to "
+            f"{difference.high:+.3f}; the two agree on {paired.agreement:.0%} of them); a true difference under "
+            f"about {resolution:.2f} per decision is not told from noise on this many"
+        )
+        return Check(passed, reason, paired.decisions, paired.running.value, paired.candidate, difference)
     running = [
         _profit(float(e.ordered), e.value, config.margin, config.discount_weight * e.record.action[5] * e.discounted, _cost(config, max_discount, e.record.action))
         for e in newest
@@ -131,9 +235,24 @@ def check(found: Sequence[Example], purchasers: Sequence[Shopper], config: Decis
     return Check(passed, reason, result.decisions, running_value, dr)
 
 
+def _mean(name: str, terms: np.ndarray) -> ope.Estimate:
+    """A mean of per-decision terms with its normal 95 % interval."""
+    n = terms.size
+    value = float(terms.mean())
+    half = 1.959964 * float(terms.std(ddof=1)) / float(np.sqrt(n)) if n > 1 else float("inf")
+    return ope.Estimate(name, value, value - half, value + half, n, float(n))
+
+
 def _cost(config: DecisionConfig, max_discount: int, action: Sequence[float]) -> float:
+    """The channel cost of the plan `action` describes; a plan not among the candidates (a configured journey's) is
+    costed from its description: its SMS touches at the SMS price, the others by their first channel's."""
+    economics = config.economics(max_discount)
     plan = next((p for p in config.plans() if p.describe() == list(action)), None)
-    return config.economics(max_discount).cost(plan) if plan is not None else 0.0
+    if plan is not None:
+        return economics.cost(plan)
+    touches, sms = action[0], action[4]
+    first = "push" if action[3] else "email"
+    return sms * economics.channel_costs.get("sms", 0.0) + (touches - sms) * economics.channel_costs.get(first, 0.0)
 
 
 def _profit(p_order: float, value: float, margin: float, percent: float, cost: float) -> float:
@@ -148,6 +267,22 @@ def _reachable(plans: Sequence[Plan], row: Sequence[float]) -> list[Plan]:
         c for c, key in ((Channel.EMAIL, "email_ok"), (Channel.SMS, "sms_ok"), (Channel.PUSH, "push_ok")) if named[key]
     )
     return [p for p in plans if p.touches and reachable(p, usable)]
+
+
+def _expected(
+    bundle: Bundle,
+    row: Sequence[float],
+    value: float,
+    action: list[float],
+    *,
+    config: DecisionConfig,
+    max_discount: int,
+) -> float:
+    """The bundle's expected profit of the plan `action` describes, for a cart of `value` (both sides of a paired
+    comparison are valued by this one function, so that where they agree their terms cancel exactly)."""
+    p, share = _p_order(bundle, row, action)
+    cost = _cost(config, max_discount, action)
+    return _profit(p, value, config.margin, config.discount_weight * action[5] * share, cost)
 
 
 def _p_order(bundle: Bundle, row: Sequence[float], action: Sequence[float]) -> tuple[float, float]:

@@ -13,7 +13,9 @@ class DecisionRecord:
 
     `features` are the row the models saw (decide.features, version `feature_version`); `action` describes the
     chosen plan (decide.actions.ACTION_NAMES); `propensity` is the probability the plan had of being chosen
-    (None when it was not random: the holdout, or a rule-based journey without exploration).
+    (None when it was not random: the holdout, or a rule-based journey without exploration); `greedy` describes the
+    plan the deciding policy would have chosen had it not explored (the action itself when it did not), so that a
+    new policy can be compared offline with the running one on the same decisions (None in older logs).
     """
 
     store_id: int
@@ -32,6 +34,7 @@ class DecisionRecord:
     incentive: float = 0.0  # the expected cost of the plan's incentive, for the budget (major units)
     scores: dict[str, Any] = field(default_factory=dict)  # chosen and runner-up values, P(order), uplift
     contributions: list[tuple[str, float]] = field(default_factory=list)  # the top features, TreeSHAP
+    greedy: list[float] | None = None
 
 
 class Decisions(Protocol):
