@@ -128,17 +128,24 @@ def _replay(
     return learned, fixed, best, chosen, errors
 
 
-def _log(args: argparse.Namespace, profile: StoreProfile, data_dir: Path) -> tuple[Any, ...]:
-    """The exploration log (simulated once, then kept): examples, purchasers, later decisions, truths, the cut."""
+def kept_run(data_dir: Path, days: int, seed: int, profile: StoreProfile, exploration: float) -> dict[str, Any]:
+    """A simulated exploration log in `data_dir`, simulated once and then kept (`truth.pickle`): its start, its end
+    and every abandoned cart's truth."""
     kept = data_dir / "truth.pickle"
     if not kept.exists():
-        env = {"CARTRECOVER_DECISIONS_EXPLORATION": str(args.exploration)}
+        env = {"CARTRECOVER_DECISIONS_EXPLORATION": str(exploration)}
         env["CARTRECOVER_DECISIONS_MARGIN"] = str(profile.margin)
-        run = run_simulation(args.days, args.seed, profile, data_dir, show=False, progress=True, env=env)
+        run = run_simulation(days, seed, profile, data_dir, show=False, progress=True, env=env)
         for truth in run["shoppers"]:
-            truth.shopper.rng = None  # type: ignore[assignment]  # a random stream does not pickle usefully
-        kept.write_bytes(pickle.dumps({"start": run["start"], "shoppers": run["shoppers"]}))
-    saved = pickle.loads(kept.read_bytes())
+            truth.shopper.rng = None  # a random stream does not pickle usefully
+        kept.write_bytes(pickle.dumps({key: run[key] for key in ("start", "end", "shoppers")}))
+    saved: dict[str, Any] = pickle.loads(kept.read_bytes())
+    return saved
+
+
+def _log(args: argparse.Namespace, profile: StoreProfile, data_dir: Path) -> tuple[Any, ...]:
+    """The exploration log (simulated once, then kept): examples, purchasers, later decisions, truths, the cut."""
+    saved = kept_run(data_dir, args.days, args.seed, profile, args.exploration)
     truths = {t.cart_id: t for t in saved["shoppers"]}
     engine = build_engine(load_settings(None, data_dir=data_dir))
     cut = saved["start"] + timedelta(days=args.train_days)
