@@ -207,7 +207,7 @@ def check(found: Sequence[Example], purchasers: Sequence[Shopper], config: Decis
         verdict = "beats" if passed else "does not beat"
         resolution = DETECTABLE * (difference.high - difference.low) / 2 / 1.959964
         reason = (
-            f"on the newest {paired.decisions} decisions the model's policy {verdict} the running one by "
+            f"on the newest {paired.decisions} decisions the model's policy {verdict} the running one: "
             f"{difference.value:+.3f} per decision (doubly robust, paired; 95 % {difference.low:+.3f} to "
             f"{difference.high:+.3f}; the two agree on {paired.agreement:.0%} of them); a true difference under "
             f"about {resolution:.2f} per decision is not told from noise on this many"
