@@ -633,6 +633,41 @@ def test_a_bundle_this_version_cannot_read_leaves_the_rules_deciding_instead_of_
     engine.close()
 
 
+def test_how_many_reminders_work_is_pooled_across_carts_under_a_tight_prior() -> None:
+    """For carts whose checkout had started (a sixth of them) a second and third reminder lower P(order) in this
+    log; everywhere else they raise it. The plan's shape varies from cart to cart only under `SHAPE_PENALTY`: the
+    model keeps the pooled effect of reminders for that thin cell, where a uniform penalty of 10 fits the cell."""
+    rng, plans = random.Random(5), DecisionConfig(channels=(Channel.EMAIL,), incentives=(0,)).plans()
+
+    def row(checkout: bool) -> list[float]:
+        cart = Cart(1, "c", "s", START, START, status=CartStatus.ABANDONED, abandoned_at=START)
+        cart.items, cart.checkout_started = (LineItem("p", 1, 5000),), checkout
+        return features.row(cart, Shopper(1, "s", email="x", consent={"email": True}), features.Observed())
+
+    found = []
+    for number in range(6000):
+        checkout, plan = rng.random() < 1 / 6, rng.choice(plans)
+        touches = plan.describe()[0]
+        p = 0.3 + (0.06 - 0.05 * touches if checkout and touches else 0.03 * touches)
+        record = DecisionRecord(
+            1, f"c{number}", f"s{number}", START + number * timedelta(minutes=1), "treated", "explore", plan.name,
+            plan.describe(), row(checkout), features.VERSION, 1 / len(plans), explored=True,
+        )  # fmt: skip
+        found.append(Example(record, rng.random() < p, 50.0))
+    one, three = (next(p for p in plans if p.name == name).describe() for name in ("email 1h", "email 1h+24h+72h"))
+
+    def gain(model: Bundle, checkout: bool) -> float:
+        p1, p3 = model.outcomes(np.asarray(row(checkout)), np.asarray([one, three]))
+        return float(p3 - p1)
+
+    pooled = train(found, []).bundle
+    assert gain(pooled, False) > 0.03 and gain(pooled, True) > 0.02  # the cell keeps the store's pooled effect
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("cartrecover.learn.train.SHAPE_PENALTY", 10.0)
+        free = train(found, []).bundle
+    assert gain(free, False) > 0.03 and gain(free, True) < 0  # free to vary, the cell's reversal is fitted
+
+
 def test_the_contact_model_recovers_who_an_incentive_moves_from_randomised_decisions(bundle: Bundle) -> None:
     row = {}
     for deals in (True, False):
@@ -795,17 +830,28 @@ def test_off_policy_evaluation_weighs_discounts_as_the_policy_does(bundle: Bundl
 
 def test_off_policy_evaluation_judges_the_cautious_policy_that_would_serve(bundle: Bundle) -> None:
     logged = [e for e in synthetic_log(600, seed=12) if e.record.propensity]
-    config = DecisionConfig(channels=(Channel.EMAIL,), margin=0.5, caution=3.0)
-    economics = config.economics(30)
-    served = [
-        policy.choose(
-            bundle, e.record.features, PLANS, order_value=e.value, clv=0.0, economics=economics, exploration=0.0,
-            seed=e.record.cart_id, explain=0,
-        ).plan.describe() == e.record.action
-        for e in logged
-    ]  # fmt: skip
+    config = DecisionConfig(channels=(Channel.EMAIL,), margin=0.5, caution=6.0)
+
+    def served(caution: float) -> list[list[float]]:
+        economics = replace(config, caution=caution).economics(30)
+        return [
+            policy.choose(
+                bundle, e.record.features, PLANS, order_value=e.record.features[0], clv=0.0, economics=economics,
+                exploration=0.0, seed=e.record.cart_id, explain=0,
+            ).plan.describe()
+            for e in logged
+        ]  # fmt: skip
+
+    careful_plans, bold_plans = served(6.0), served(0.0)
+    assert careful_plans != bold_plans  # caution changes some choices
     careful, bold = evaluate(logged, bundle, config, 30), evaluate(logged, bundle, replace(config, caution=0.0), 30)
-    assert careful.agreement == pytest.approx(np.mean(served)) and careful.agreement != bold.agreement
+    assert careful.agreement == pytest.approx(
+        np.mean([p == e.record.action for p, e in zip(careful_plans, logged, strict=True)])
+    )
+    assert bold.agreement == pytest.approx(
+        np.mean([p == e.record.action for p, e in zip(bold_plans, logged, strict=True)])
+    )
+    assert careful.estimates[2].value != bold.estimates[2].value
 
 
 def test_offline_the_policy_chooses_with_the_cart_s_value_at_the_decision_not_the_order_s(bundle: Bundle) -> None:

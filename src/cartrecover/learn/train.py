@@ -54,6 +54,26 @@ MIN_REPEAT_BUYERS = 30  # for a lifetime-value fit
 # beat 1, 30 and 100 (docs/benchmarks.md); choosing it by log loss on the newest part picked 100 and lost, as
 # the log loss is mostly the baseline's.
 PENALTY = 10.0
+# How a plan's shape works (its number of touches, first channel, SMS touches, last delay) may vary from cart to
+# cart only under a prior a hundred times tighter (a standard deviation of 0.03): whether to contact and what an
+# incentive does keep `PENALTY`. Free to vary, the shape's products with the cart terms fitted the noise of thin
+# cells: on the electronics store the model had extra reminders lower P(order) for dear carts of returning
+# customers, and chose one email where three earn more (docs/benchmarks.md, "The contact model's shape").
+SHAPE_PENALTY = 1000.0
+VARYING = ("contact", "tens_off", "tens_off_late")  # the plan terms whose effect varies with the cart at PENALTY
+
+
+def penalties() -> np.ndarray:
+    """The contact model's penalty per coefficient, plan-major as `contact_terms.design` lays them out: `PENALTY`
+    on each plan term's product with the constant and on every product of a `VARYING` term, `SHAPE_PENALTY` on
+    the other plan terms' products with the cart terms."""
+    grid = np.full((len(contact_terms.PLAN_TERMS), len(contact_terms.CONTEXT_TERMS)), PENALTY)
+    for row, name in enumerate(contact_terms.PLAN_TERMS):
+        if name not in VARYING:
+            grid[row, 1:] = SHAPE_PENALTY
+    return grid.ravel()
+
+
 MIN_DISCOUNTED_ORDERS = 50  # orders of plans with an incentive, to learn which share uses it
 # Decisions whose carts `examples` reads in one call: on PostgreSQL a round trip per page instead of per cart.
 PAGE = 1000
@@ -204,10 +224,11 @@ def _contact(treated: Sequence[Example], propensity: Trees) -> tuple[Effects, di
     init = propensity.raw(x)
     products = contact_terms.design(x, actions)
     cut = _split(len(treated))  # measured on the newest part, then refitted on everything
-    newest = _sigmoid(init[cut:] + products[cut:] @ _logistic_fit(products[:cut], y[:cut], init[:cut], PENALTY))
+    penalty = penalties()
+    newest = _sigmoid(init[cut:] + products[cut:] @ _logistic_fit(products[:cut], y[:cut], init[:cut], penalty))
     base = _sigmoid(init[cut:])
-    coefficients = _logistic_fit(products, y, init, PENALTY)
-    effects = Effects(coefficients, _laplace_covariance(products, init, coefficients, PENALTY))
+    coefficients = _logistic_fit(products, y, init, penalty)
+    effects = Effects(coefficients, _laplace_covariance(products, init, coefficients, penalty))
     return effects, {
         "contact_auc": _auc(y[cut:], newest),
         "contact_log_loss": metrics.log_loss(y[cut:], newest),
@@ -226,20 +247,24 @@ def _discount_share(treated: Sequence[Example]) -> tuple[Effects | None, dict[st
     products = contact_terms.design(x, _matrix([e.record.action for e in offered]))
     y = np.asarray([e.discounted for e in offered], dtype=np.float64)
     offset = np.zeros(len(y))
-    coefficients = _logistic_fit(products, y, offset, PENALTY)
-    covariance = _laplace_covariance(products, offset, coefficients, PENALTY)
+    penalty = penalties()
+    coefficients = _logistic_fit(products, y, offset, penalty)
+    covariance = _laplace_covariance(products, offset, coefficients, penalty)
     return Effects(coefficients, covariance), {
         "discount_orders": float(len(offered)),
         "discount_used_rate": float(y.mean()),
     }
 
 
-def _logistic_fit(products: np.ndarray, y: np.ndarray, offset: np.ndarray, penalty: float) -> np.ndarray:
-    """Coefficients minimising the log loss (summed) + penalty/2 · ‖β‖², with the offset fixed (L-BFGS)."""
+def _logistic_fit(
+    products: np.ndarray, y: np.ndarray, offset: np.ndarray, penalty: float | np.ndarray
+) -> np.ndarray:
+    """Coefficients minimising the log loss (summed) + ½ Σ penalty·β², with the offset fixed (L-BFGS); `penalty` is
+    one number for every coefficient or one per coefficient."""
 
     def loss(beta: np.ndarray) -> tuple[float, np.ndarray]:
         eta = offset + products @ beta
-        value = float(np.sum(np.logaddexp(0.0, eta) - y * eta)) + 0.5 * penalty * float(beta @ beta)
+        value = float(np.sum(np.logaddexp(0.0, eta) - y * eta)) + 0.5 * float(beta @ (penalty * beta))
         return value, products.T @ (_sigmoid(eta) - y) + penalty * beta
 
     start = np.zeros(products.shape[1])
@@ -248,11 +273,13 @@ def _logistic_fit(products: np.ndarray, y: np.ndarray, offset: np.ndarray, penal
     return coefficients
 
 
-def _laplace_covariance(products: np.ndarray, offset: np.ndarray, beta: np.ndarray, penalty: float) -> np.ndarray:
+def _laplace_covariance(
+    products: np.ndarray, offset: np.ndarray, beta: np.ndarray, penalty: float | np.ndarray
+) -> np.ndarray:
     """The posterior covariance of a `_logistic_fit` by the Laplace approximation: the inverse of its objective's
     Hessian at `beta`, (Xᵀ W X + penalty · I)⁻¹ with W = p (1 − p). The penalty keeps it positive definite."""
     p = _sigmoid(offset + products @ beta)
-    hessian = (products * (p * (1 - p))[:, None]).T @ products + penalty * np.eye(products.shape[1])
+    hessian = (products * (p * (1 - p))[:, None]).T @ products + np.diag(np.broadcast_to(penalty, len(beta)))
     factor = linalg.cho_factor(hessian)
     inverse: np.ndarray = linalg.cho_solve(factor, np.eye(len(hessian)))
     covariance: np.ndarray = (inverse + inverse.T) / 2
