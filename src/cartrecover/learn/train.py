@@ -256,9 +256,7 @@ def _discount_share(treated: Sequence[Example]) -> tuple[Effects | None, dict[st
     }
 
 
-def _logistic_fit(
-    products: np.ndarray, y: np.ndarray, offset: np.ndarray, penalty: float | np.ndarray
-) -> np.ndarray:
+def _logistic_fit(products: np.ndarray, y: np.ndarray, offset: np.ndarray, penalty: float | np.ndarray) -> np.ndarray:
     """Coefficients minimising the log loss (summed) + ½ Σ penalty·β², with the offset fixed (L-BFGS); `penalty` is
     one number for every coefficient or one per coefficient."""
 
