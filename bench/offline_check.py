@@ -108,23 +108,20 @@ def _honest_direct(
     """Per comparable decision: `judge`'s expected profit of `chooser`'s plan less that of the running policy's.
 
     With a judge fitted on other data than the chooser, the chooser's winner's curse does not inflate it."""
-    economics = config.economics(max_discount)
-    plans, w, margin = config.plans(), config.discount_weight, config.margin
+    economics, plans = config.economics(max_discount), config.plans()
     out = []
     for example in (e for e in found if e.record.propensity and e.record.group != "holdout" and e.record.greedy):
         record = example.record
-        row, value = record.features, record.features[0]
+        row = record.features
         choice = policy.choose(
-            chooser, row, evaluate._reachable(plans, row), order_value=value, clv=0.0, economics=economics, exploration=0.0,
-            seed=record.cart_id, explain=0,
+            chooser, row, evaluate._reachable(plans, row), order_value=row[0], clv=0.0, economics=economics,
+            exploration=0.0, seed=record.cart_id, explain=0,
         )  # fmt: skip
-        sides = []
-        for action in (choice.plan.describe(), list(record.greedy or ())):
-            p, q = evaluate._p_order(judge, row, action)
-            sides.append(
-                evaluate._profit(p, value, margin, w * action[5] * q, evaluate._cost(config, max_discount, action))
-            )
-        out.append(sides[0] - sides[1])
+        mine, theirs = (
+            evaluate._expected(judge, row, action, config=config, max_discount=max_discount)
+            for action in (choice.plan.describe(), list(record.greedy or ()))
+        )
+        out.append(mine - theirs)
     return np.asarray(out, dtype=np.float64)
 
 
@@ -133,13 +130,10 @@ def _unpaired(newest: list[Any], bundle: Any, config: DecisionConfig) -> tuple[f
     result = evaluate.evaluate(newest, bundle, config, 30)
     dr = next(e for e in result.estimates if e.estimator == "doubly_robust")
     running = [
-        evaluate._profit(
-            float(e.ordered), e.value, config.margin, config.discount_weight * e.record.action[5] * e.discounted,
-            evaluate._cost(config, 30, e.record.action),
-        )
+        evaluate._reward(e, config, 30)
         for e in newest
         if e.record.group == "treated" and not e.record.explored and e.record.propensity
-    ]  # fmt: skip
+    ]
     mean = float(np.mean(running))
     return dr.value - mean, dr.low - mean, dr.high - mean
 

@@ -151,22 +151,19 @@ def decide(
         return Decided(steps, record, reasons)
     name, rule_steps, rule_reasons = rules
     journey = _as_plan(name, cart, rule_steps)
+    action = journey.describe()
     explored, share = policy.explore(plans, config.exploration, seed)
-    same = any(p.describe() == journey.describe() for p in [NO_CONTACT, *plans])
-    drawn = share if same else 0.0  # the journey's own chance of being drawn when it is one of the candidates
+    # The journey's chance: the rules run it, and the draw can land on it too when it is one of the candidates.
+    same = any(p.describe() == action for p in [NO_CONTACT, *plans])
+    journey_chance = 1 - config.exploration + (share if same else 0.0)
     if explored is not None:
-        # The draw can land on the journey's plan: that plan's chance is the journey's, not the draw's alone.
-        is_journey = explored.describe() == journey.describe()
-        record = _record(
-            cart, row, "treated", "explore", explored,
-            propensity=1 - config.exploration + share if is_journey else share,
-        )  # fmt: skip
-        record.explored, record.greedy = True, journey.describe()
+        chance = journey_chance if explored.describe() == action else share
+        record = _record(cart, row, "treated", "explore", explored, propensity=chance)
+        record.explored, record.greedy = True, action
         steps = steps_of(cart, explored, shopper=shopper, send_time=None, window=timedelta(0), timezone=timezone)
         return Decided(steps, record, (f"{explored.name}: explored while the store has no model",))
-    propensity = 1 - config.exploration + drawn if config.exploration else None
-    record = _record(cart, row, "treated", name, journey, propensity=propensity)
-    record.greedy = journey.describe()
+    record = _record(cart, row, "treated", name, journey, propensity=journey_chance if config.exploration else None)
+    record.greedy = action
     return Decided(rule_steps, record, rule_reasons)
 
 

@@ -16,7 +16,8 @@ chosen (`DecisionRecord.greedy`); `check`, which `cartrecover train` runs, uses 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from statistics import NormalDist
 
 import numpy as np
 
@@ -29,6 +30,7 @@ from cartrecover.learn.train import Example, NotEnoughData, train
 from cartrecover.models.bundle import Bundle
 from cartrecover.ports.shoppers import Shopper
 
+_VALUE = features.NAMES.index("cart_value")  # the cart's value when decided: what serving sees, not the order's
 HELD_OUT = 0.2  # the newest share of the log a candidate is checked on before it may go live
 DETECTABLE = 2.8  # standard errors a true difference needs to be seen 4 times in 5 at 95 % (1.96 + 0.84)
 
@@ -56,20 +58,16 @@ def evaluate(found: Sequence[Example], bundle: Bundle, config: DecisionConfig, m
         row = record.features
         allowed = _reachable(plans, row)
         choice = policy.choose(
-            bundle, row, allowed, order_value=row[0], clv=0.0, economics=economics, exploration=0.0,
+            bundle, row, allowed, order_value=row[_VALUE], clv=0.0, economics=economics, exploration=0.0,
             seed=record.cart_id, explain=0,
         )  # fmt: skip
-        logged_plan = next((p for p in plans if p.describe() == record.action), None)
-        percent, cost = record.action[5], economics.cost(logged_plan) if logged_plan else 0.0
-        given = percent if example.discounted else 0.0  # the discount the order really took
-        reward.append(_profit(float(example.ordered), example.value, config.margin, w * given, cost))
+        reward.append(_reward(example, config, max_discount))
         logged.append(record.propensity or 1.0)
         target.append(float(choice.plan.describe() == record.action))
-        p_logged, q_logged = _p_order(bundle, row, record.action)
-        predicted.append(_profit(p_logged, row[0], config.margin, w * percent * q_logged, cost))
+        predicted.append(_expected(bundle, row, list(record.action), config=config, max_discount=max_discount))
         chosen = choice.plan
         expected.append(
-            choice.chosen.p_order * row[0] * config.margin - w * choice.chosen.incentive - economics.cost(chosen)
+            choice.chosen.p_order * row[_VALUE] * config.margin - w * choice.chosen.incentive - economics.cost(chosen)
         )
     arrays = [np.asarray(a, dtype=np.float64) for a in (reward, logged, target, predicted, expected)]
     r, p, t, q, e = arrays
@@ -148,31 +146,31 @@ def paired_terms(found: Sequence[Example], bundle: Bundle, config: DecisionConfi
     usable = [e for e in found if _comparable(e)]
     if not usable:
         raise ValueError("no logged decision has a propensity and the running policy's plan: turn exploration on")
-    economics = config.economics(max_discount)
-    plans, w, margin = config.plans(), config.discount_weight, config.margin
+    economics, plans = config.economics(max_discount), config.plans()
     rows = []
     for example in usable:
         record = example.record
-        row, value = record.features, record.features[0]  # the cart's value when it was decided, as serving sees it
+        row = record.features
         choice = policy.choose(
-            bundle, row, _reachable(plans, row), order_value=value, clv=0.0, economics=economics, exploration=0.0,
-            seed=record.cart_id, explain=0,
+            bundle, row, _reachable(plans, row), order_value=row[_VALUE], clv=0.0, economics=economics,
+            exploration=0.0, seed=record.cart_id, explain=0,
         )  # fmt: skip
-        taken, greedy = list(record.action), list(record.greedy or ())
-        given = taken[5] if example.discounted else 0.0  # the discount the order really took
-        reward = _profit(float(example.ordered), example.value, margin, w * given, _cost(config, max_discount, taken))
-        predicted = _expected(bundle, row, value, taken, config=config, max_discount=max_discount)
-        described = choice.plan.describe()
-        candidate, running = (
-            _expected(bundle, row, value, a, config=config, max_discount=max_discount) for a in (described, greedy)
+        taken, greedy, described = list(record.action), list(record.greedy or ()), choice.plan.describe()
+        predicted, candidate, running = (
+            _expected(bundle, row, a, config=config, max_discount=max_discount) for a in (taken, described, greedy)
         )
         rows.append(
-            (reward, predicted, candidate, running, float(described == taken), float(greedy == taken),
-             float(described == greedy), record.propensity)
+            (_reward(example, config, max_discount), predicted, candidate, running, float(described == taken),
+             float(greedy == taken), float(described == greedy), record.propensity)
         )  # fmt: skip
     r, q, e_candidate, e_running, on_candidate, on_running, same, mu = np.asarray(rows, dtype=np.float64).T
     residual = (r - q) / mu
     return np.column_stack((e_candidate + on_candidate * residual, e_running + on_running * residual, same))
+
+
+def _mean(name: str, terms: np.ndarray) -> ope.Estimate:
+    """A mean of per-decision terms with its normal 95 % interval: `ope.direct`'s, named for what it estimates."""
+    return replace(ope.direct(terms), estimator=name)
 
 
 def comparison(terms: np.ndarray) -> Comparison:
@@ -205,7 +203,9 @@ def check(found: Sequence[Example], purchasers: Sequence[Shopper], config: Decis
         difference = paired.difference
         passed = difference.value > 0
         verdict = "beats" if passed else "does not beat"
-        resolution = DETECTABLE * (difference.high - difference.low) / 2 / 1.959964
+        resolution = (
+            DETECTABLE * (difference.high - difference.low) / 2 / NormalDist().inv_cdf(0.5 + difference.level / 2)
+        )
         reason = (
             f"on the newest {paired.decisions} decisions the model's policy {verdict} the running one: "
             f"{difference.value:+.3f} per decision (doubly robust, paired; 95 % {difference.low:+.3f} to "
@@ -214,10 +214,10 @@ def check(found: Sequence[Example], purchasers: Sequence[Shopper], config: Decis
         )
         return Check(passed, reason, paired.decisions, paired.running.value, paired.candidate, difference)
     running = [
-        _profit(float(e.ordered), e.value, config.margin, config.discount_weight * e.record.action[5] * e.discounted, _cost(config, max_discount, e.record.action))
+        _reward(e, config, max_discount)
         for e in newest
         if e.record.group == "treated" and not e.record.explored and e.record.propensity
-    ]  # fmt: skip
+    ]
     try:
         result = evaluate(newest, candidate, config, max_discount)
     except ValueError as exc:
@@ -233,14 +233,6 @@ def check(found: Sequence[Example], purchasers: Sequence[Shopper], config: Decis
         f"DR {dr.value:.3f} per decision (95 % {dr.low:.3f} to {dr.high:.3f}) against {running_value:.3f}"
     )
     return Check(passed, reason, result.decisions, running_value, dr)
-
-
-def _mean(name: str, terms: np.ndarray) -> ope.Estimate:
-    """A mean of per-decision terms with its normal 95 % interval."""
-    n = terms.size
-    value = float(terms.mean())
-    half = 1.959964 * float(terms.std(ddof=1)) / float(np.sqrt(n)) if n > 1 else float("inf")
-    return ope.Estimate(name, value, value - half, value + half, n, float(n))
 
 
 def _cost(config: DecisionConfig, max_discount: int, action: Sequence[float]) -> float:
@@ -269,20 +261,22 @@ def _reachable(plans: Sequence[Plan], row: Sequence[float]) -> list[Plan]:
     return [p for p in plans if p.touches and reachable(p, usable)]
 
 
+def _reward(example: Example, config: DecisionConfig, max_discount: int) -> float:
+    """What a logged decision brought: the order's margin less the discount it really took (weighted), less costs."""
+    action = example.record.action
+    given = action[5] if example.discounted else 0.0
+    cost = _cost(config, max_discount, action)
+    return _profit(float(example.ordered), example.value, config.margin, config.discount_weight * given, cost)
+
+
 def _expected(
-    bundle: Bundle,
-    row: Sequence[float],
-    value: float,
-    action: list[float],
-    *,
-    config: DecisionConfig,
-    max_discount: int,
+    bundle: Bundle, row: Sequence[float], action: list[float], *, config: DecisionConfig, max_discount: int
 ) -> float:
-    """The bundle's expected profit of the plan `action` describes, for a cart of `value` (both sides of a paired
-    comparison are valued by this one function, so that where they agree their terms cancel exactly)."""
+    """The bundle's expected profit of the plan `action` describes, for the cart of `row` at its value when decided
+    (both sides of a paired comparison are valued by this one function: where they agree their terms cancel)."""
     p, share = _p_order(bundle, row, action)
     cost = _cost(config, max_discount, action)
-    return _profit(p, value, config.margin, config.discount_weight * action[5] * share, cost)
+    return _profit(p, row[_VALUE], config.margin, config.discount_weight * action[5] * share, cost)
 
 
 def _p_order(bundle: Bundle, row: Sequence[float], action: Sequence[float]) -> tuple[float, float]:
