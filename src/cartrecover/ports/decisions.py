@@ -16,6 +16,8 @@ class DecisionRecord:
     (None when it was not random: the holdout, or a rule-based journey without exploration); `greedy` describes the
     plan the deciding policy would have chosen had it not explored (the action itself when it did not), so that a
     new policy can be compared offline with the running one on the same decisions (None in older logs).
+    While a model is on trial (`Models.trial`), `trial` is its version and `arm` says which policy decided:
+    "candidate" (the model on trial) or "running" (the active model, or the rules); both None otherwise.
     """
 
     store_id: int
@@ -35,6 +37,8 @@ class DecisionRecord:
     scores: dict[str, Any] = field(default_factory=dict)  # chosen and runner-up values, P(order), uplift
     contributions: list[tuple[str, float]] = field(default_factory=list)  # the top features, TreeSHAP
     greedy: list[float] | None = None
+    trial: int | None = None
+    arm: str | None = None
 
 
 class Decisions(Protocol):
@@ -66,10 +70,15 @@ class ModelVersion:
     trained_at: datetime
     active: bool
     metrics: dict[str, Any]
+    trial_share: float | None = None  # on trial: the share of treated shoppers it decides for
 
 
 class Models(Protocol):
-    """The model registry: every bundle trained for a store, one of them active; older ones kept for rollback."""
+    """The model registry: every bundle trained for a store, one of them active; older ones kept for rollback.
+
+    At most one other bundle may be on trial: it decides for a share of the treated shoppers, the active one (or the
+    rules) for the rest, until the trial is judged (`cartrecover models trial`), stopped, or a version is activated.
+    """
 
     def add(self, store_id: int, trained_at: datetime, metrics: dict[str, Any], body: bytes, activate: bool) -> int:
         """Store a bundle; returns its version (1, 2, …)."""
@@ -92,5 +101,19 @@ class Models(Protocol):
         ...
 
     def activate(self, store_id: int, version: int | None) -> bool:
-        """Make `version` the active one (None: none, back to the rules); False if there is no such version."""
+        """Make `version` the active one (None: none, back to the rules) and end any trial; False if there is no
+        such version (nothing changes then)."""
+        ...
+
+    def trial(self, store_id: int) -> tuple[int, float] | None:
+        """(version, share) of the bundle on trial, or None (cheap: read on every decision's model lookup)."""
+        ...
+
+    def start_trial(self, store_id: int, version: int, share: float) -> bool:
+        """Put `version` on trial for `share` (0 < share < 1) of the treated shoppers, ending any other trial; False
+        if there is no such version or it is the active one (nothing changes then)."""
+        ...
+
+    def end_trial(self, store_id: int) -> int | None:
+        """End the store's trial; the version that was on trial, or None if there was none."""
         ...
