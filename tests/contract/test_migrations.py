@@ -174,11 +174,42 @@ def test_carts_stored_before_their_abandonment_time_was_a_column_are_found_by_it
         with psycopg.connect(url) as pg, pg.cursor() as cursor:
             cursor.executemany(insert + "(%s,%s,%s,%s,%s,%s)", rows)
 
-    assert DATABASES[name].migrate(url).applied == ("0003_carts_by_abandonment",)
+    assert DATABASES[name].migrate(url).applied[0] == "0003_carts_by_abandonment"
 
     with closing(DATABASES[name].from_url(url)) as db, db.read() as uow:
         assert uow.carts.abandoned_between(7, START, START + 2000 * minute) == abandoned
         assert uow.carts.abandoned_between(7, START + minute, START + 3 * minute) == abandoned[1:3]
+
+
+def test_models_stored_before_trials_existed_keep_their_versions_and_none_is_on_trial(
+    backend: tuple[str, str],
+) -> None:
+    name, url = backend
+    if name == "sqlite":
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    apply(name, url, packaged(name)[:3])  # a store as it was before the trial column
+    rows = [(7, 1, 0, True, "{}", b"one"), (7, 2, 1, False, '{"auc": 0.8}', b"two")]
+    insert = "INSERT INTO models (store_id, version, trained_us, active, metrics, body) VALUES "
+    if name == "sqlite":
+        with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn, conn:
+            conn.executemany(insert + "(?,?,?,?,?,?)", rows)
+    else:
+        with psycopg.connect(url) as pg, pg.cursor() as cursor:
+            cursor.executemany(insert + "(%s,%s,%s,%s,%s,%s)", rows)
+
+    assert DATABASES[name].migrate(url).applied == ("0004_model_trials",)
+
+    with closing(DATABASES[name].from_url(url)) as db:
+        with db.read() as uow:
+            assert [(v.version, v.active, v.metrics, v.trial_share) for v in uow.models.versions(7)] == [
+                (2, False, {"auc": 0.8}, None),
+                (1, True, {}, None),
+            ]
+            assert uow.models.active(7) == (1, b"one") and uow.models.trial(7) is None
+        with db.write() as uow:
+            assert uow.models.start_trial(7, 2, 0.5) is True
+        with db.read() as uow:
+            assert uow.models.trial(7) == (2, 0.5)
 
 
 # --- SQLite: migrated on open, old data directories included ------------------------------------------------

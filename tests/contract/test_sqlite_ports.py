@@ -1028,6 +1028,94 @@ def test_models_are_numbered_per_store_with_at_most_one_active(database: Databas
         assert uow.models.active(b) == (1, b"theirs")
 
 
+def registry(database: Database, store: int, versions: int) -> None:
+    """`versions` bundles of the store, the first one active."""
+    with database.write() as uow:
+        for n in range(versions):
+            uow.models.add(store, START + n * HOUR, {}, f"v{n + 1}".encode(), activate=n == 0)
+
+
+def test_a_store_has_at_most_one_model_on_trial_and_a_new_trial_replaces_the_old(database: Database) -> None:
+    a, b = store_id(), store_id()
+    registry(database, a, 3)
+    registry(database, b, 2)
+    with database.write() as uow:
+        assert uow.models.trial(a) is None and uow.models.end_trial(a) is None
+        assert uow.models.start_trial(a, 2, 0.25) is True
+        assert uow.models.start_trial(b, 2, 0.5) is True
+    with database.read() as uow:
+        assert uow.models.trial(a) == (2, 0.25) and uow.models.trial(b) == (2, 0.5)
+
+    with database.write() as uow:
+        assert uow.models.start_trial(a, 3, 0.1) is True
+    with database.read() as uow:
+        assert uow.models.trial(a) == (3, 0.1)
+        assert [(v.version, v.active, v.trial_share) for v in uow.models.versions(a)] == [
+            (3, False, 0.1),
+            (2, False, None),
+            (1, True, None),
+        ]
+        assert uow.models.trial(b) == (2, 0.5)
+
+    with database.write() as uow:
+        assert uow.models.end_trial(a) == 3
+        assert uow.models.end_trial(a) is None
+    with database.read() as uow:
+        assert uow.models.trial(a) is None
+        assert [v.trial_share for v in uow.models.versions(a)] == [None, None, None]
+        assert uow.models.trial(b) == (2, 0.5) and uow.models.active_version(a) == 1
+
+
+def test_the_active_model_a_missing_one_or_a_share_outside_0_to_1_never_goes_on_trial(database: Database) -> None:
+    a, empty = store_id(), store_id()
+    registry(database, a, 2)
+    with database.write() as uow:
+        assert uow.models.start_trial(a, 2, 0.3) is True
+
+    with database.write() as uow:
+        assert uow.models.start_trial(a, 1, 0.5) is False  # the active one
+        assert uow.models.start_trial(a, 9, 0.5) is False
+        assert uow.models.start_trial(empty, 1, 0.5) is False
+    for share in (0.0, 1.0, -0.5, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="between 0 and 1"), database.write() as uow:
+            uow.models.start_trial(a, 2, share)
+
+    with database.read() as uow:
+        assert uow.models.trial(a) == (2, 0.3) and uow.models.active_version(a) == 1
+        assert uow.models.trial(empty) is None
+
+
+def test_activating_a_model_ends_the_store_s_trial_and_a_missing_one_leaves_it(database: Database) -> None:
+    a, b = store_id(), store_id()
+    registry(database, a, 3)
+    registry(database, b, 2)
+    with database.write() as uow:
+        assert uow.models.start_trial(a, 2, 0.3) is True
+        assert uow.models.start_trial(b, 2, 0.4) is True
+        assert uow.models.activate(a, 9) is False
+    with database.read() as uow:
+        assert uow.models.trial(a) == (2, 0.3) and uow.models.active_version(a) == 1
+
+    with database.write() as uow:
+        assert uow.models.activate(a, 2) is True  # the one on trial goes live for everyone
+    with database.read() as uow:
+        assert uow.models.trial(a) is None and uow.models.active(a) == (2, b"v2")
+        assert [(v.version, v.active, v.trial_share) for v in uow.models.versions(a)] == [
+            (3, False, None),
+            (2, True, None),
+            (1, False, None),
+        ]
+
+    for version in (1, None):  # another version, or back to the rules
+        with database.write() as uow:
+            assert uow.models.start_trial(a, 3, 0.2) is True
+            assert uow.models.activate(a, version) is True
+        with database.read() as uow:
+            assert uow.models.trial(a) is None and uow.models.active_version(a) == version
+    with database.read() as uow:
+        assert uow.models.trial(b) == (2, 0.4) and uow.models.active_version(b) == 1
+
+
 # --- Writers at once ---------------------------------------------------------------------------------------
 
 

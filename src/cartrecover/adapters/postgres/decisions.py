@@ -54,7 +54,11 @@ class PostgresDecisions:
 
 
 class PostgresModels:
-    """Trained bundles per store, numbered; one active."""
+    """Trained bundles per store, numbered; one active, at most one other on trial (its share in `trial_share`).
+
+    Changes of which bundle is active or on trial first lock the store's rows (`_lock`), so that two at once (an
+    operator's `activate` and `train` starting a trial) happen one after the other, as on SQLite.
+    """
 
     def __init__(self, conn: Conn) -> None:
         self._conn = conn
@@ -97,21 +101,58 @@ class PostgresModels:
     def versions(self, store_id: int) -> list[ModelVersion]:
         """Every bundle of the store, newest first."""
         rows = self._conn.execute(
-            "SELECT version, trained_us, active, metrics FROM models WHERE store_id=%s ORDER BY version DESC",
+            "SELECT version, trained_us, active, metrics, trial_share FROM models WHERE store_id=%s "
+            "ORDER BY version DESC",
             (store_id,),
         )
-        return [ModelVersion(store_id, v, from_us(t), bool(a), json.loads(m)) for v, t, a, m in rows]
+        return [ModelVersion(store_id, v, from_us(t), bool(a), json.loads(m), s) for v, t, a, m, s in rows]
 
     def activate(self, store_id: int, version: int | None) -> bool:
-        """Make `version` the active one (None: none); False if there is no such version."""
-        if (
-            version is not None
-            and not self._conn.execute(
-                "SELECT 1 FROM models WHERE store_id=%s AND version=%s", (store_id, version)
-            ).fetchone()
-        ):
+        """Make `version` the active one (None: none) and end any trial; False if there is no such version."""
+        if version is not None and version not in self._lock(store_id):
             return False
+        self._end_trial(store_id)  # first: the table's CHECK keeps a share off the active row
         self._conn.execute("UPDATE models SET active=false WHERE store_id=%s AND active", (store_id,))
         if version is not None:
             self._conn.execute("UPDATE models SET active=true WHERE store_id=%s AND version=%s", (store_id, version))
         return True
+
+    def trial(self, store_id: int) -> tuple[int, float] | None:
+        """(version, share) of the bundle on trial."""
+        row = self._conn.execute(
+            "SELECT version, trial_share FROM models WHERE store_id=%s AND trial_share IS NOT NULL", (store_id,)
+        ).fetchone()
+        return (int(row[0]), float(row[1])) if row else None
+
+    def start_trial(self, store_id: int, version: int, share: float) -> bool:
+        """Put `version` on trial for `share`, ending any other trial; False if it is missing or active."""
+        if not 0 < share < 1:
+            raise ValueError(f"a trial's share is between 0 and 1 (exclusive), not {share}")
+        active = self._lock(store_id).get(version)
+        if active is None or active:  # no such version, or the active one
+            return False
+        self._end_trial(store_id)
+        self._conn.execute(
+            "UPDATE models SET trial_share=%s WHERE store_id=%s AND version=%s", (share, store_id, version)
+        )
+        return True
+
+    def end_trial(self, store_id: int) -> int | None:
+        """End the store's trial; the version that was on trial."""
+        self._lock(store_id)
+        return self._end_trial(store_id)
+
+    def _end_trial(self, store_id: int) -> int | None:
+        """End the trial of a store whose rows are locked."""
+        row = self._conn.execute(
+            "UPDATE models SET trial_share=NULL WHERE store_id=%s AND trial_share IS NOT NULL RETURNING version",
+            (store_id,),
+        ).fetchone()
+        return int(row[0]) if row else None
+
+    def _lock(self, store_id: int) -> dict[int, bool]:
+        """Lock the store's rows until the transaction ends; whether each version is the active one."""
+        rows = self._conn.execute(
+            "SELECT version, active FROM models WHERE store_id=%s ORDER BY version FOR UPDATE", (store_id,)
+        )
+        return {int(v): bool(a) for v, a in rows}

@@ -50,7 +50,7 @@ class SqliteDecisions:
 
 
 class SqliteModels:
-    """Trained bundles per store, numbered; one active."""
+    """Trained bundles per store, numbered; one active, at most one other on trial (its share in `trial_share`)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
@@ -88,10 +88,11 @@ class SqliteModels:
 
     def versions(self, store_id: int) -> list[ModelVersion]:
         rows = self._conn.execute(
-            "SELECT version, trained_us, active, metrics FROM models WHERE store_id=? ORDER BY version DESC",
+            "SELECT version, trained_us, active, metrics, trial_share FROM models WHERE store_id=? "
+            "ORDER BY version DESC",
             (store_id,),
         )
-        return [ModelVersion(store_id, v, from_us(t), bool(a), json.loads(m)) for v, t, a, m in rows]
+        return [ModelVersion(store_id, v, from_us(t), bool(a), json.loads(m), s) for v, t, a, m, s in rows]
 
     def activate(self, store_id: int, version: int | None) -> bool:
         if (
@@ -101,7 +102,42 @@ class SqliteModels:
             ).fetchone()
         ):
             return False
+        self.end_trial(store_id)  # first: the table's CHECK keeps a share off the active row
         self._conn.execute("UPDATE models SET active=0 WHERE store_id=? AND active=1", (store_id,))
         if version is not None:
             self._conn.execute("UPDATE models SET active=1 WHERE store_id=? AND version=?", (store_id, version))
         return True
+
+    def trial(self, store_id: int) -> tuple[int, float] | None:
+        row = self._conn.execute(
+            "SELECT version, trial_share FROM models WHERE store_id=? AND trial_share IS NOT NULL", (store_id,)
+        ).fetchone()
+        return (int(row[0]), float(row[1])) if row else None
+
+    def start_trial(self, store_id: int, version: int, share: float) -> bool:
+        if not 0 < share < 1:
+            raise ValueError(f"a trial's share is between 0 and 1 (exclusive), not {share}")
+        row = self._conn.execute(
+            "SELECT active FROM models WHERE store_id=? AND version=?", (store_id, version)
+        ).fetchone()
+        if row is None or row[0]:
+            return False
+        self.end_trial(store_id)
+        self._conn.execute("UPDATE models SET trial_share=? WHERE store_id=? AND version=?", (share, store_id, version))
+        return True
+
+    def end_trial(self, store_id: int) -> int | None:
+        rows = self._conn.execute(
+            "UPDATE models SET trial_share=NULL WHERE store_id=? AND trial_share IS NOT NULL RETURNING version",
+            (store_id,),
+        ).fetchall()
+        return int(rows[0][0]) if rows else None
+
+
+def add_trial_share(conn: sqlite3.Connection) -> None:
+    """Migration 0004's step: the column of a model's trial share (unless there)."""
+    if "trial_share" not in {row[1] for row in conn.execute("PRAGMA table_info(models)")}:
+        conn.execute(
+            "ALTER TABLE models ADD COLUMN trial_share REAL "
+            "CHECK (trial_share IS NULL OR (active = 0 AND trial_share > 0 AND trial_share < 1))"
+        )

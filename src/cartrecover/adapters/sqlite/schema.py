@@ -6,7 +6,8 @@ before migrations existed keeps working. `0001_initial.sql` is the schema such d
 only creates what is missing), so they are recorded at version 1 without a change. `BEGIN IMMEDIATE` takes the
 file's write lock first, so the API process and the worker opening the file at once apply each migration once.
 A migration that needs what SQL cannot read (a value inside a stored msgpack body) has a Python step in `STEPS`,
-run just before its SQL in the same transaction.
+run just before its SQL in the same transaction; so does one that adds a column, which SQLite cannot add "if not
+exists" to a file whose migrations are run again (a data directory from before they were recorded).
 """
 
 from __future__ import annotations
@@ -18,10 +19,14 @@ from functools import cache
 
 from cartrecover.adapters.migrations import Migrated, Migration, packaged, pending
 from cartrecover.adapters.sqlite.carts import add_abandoned
+from cartrecover.adapters.sqlite.decisions import add_trial_share
 from cartrecover.errors import StoreError
 
 # Python steps of migrations, by the migration's name: run just before its SQL, in its transaction.
-STEPS: Mapping[str, Callable[[sqlite3.Connection], None]] = {"0003_carts_by_abandonment": add_abandoned}
+STEPS: Mapping[str, Callable[[sqlite3.Connection], None]] = {
+    "0003_carts_by_abandonment": add_abandoned,
+    "0004_model_trials": add_trial_share,
+}
 
 _TABLE = (
     "CREATE TABLE IF NOT EXISTS schema_migrations "
