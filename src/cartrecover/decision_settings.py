@@ -14,6 +14,7 @@ caution = 0.0               # plans ranked by their value this many standard dev
 incentive_budget = 0        # expected discount per budget period, store currency (0: no budget)
 budget_period = "30d"
 send_time_window = "3h"     # follow-ups move up to this much toward the hour the shopper is most active
+trial_share = 0.5           # a new model first decides for this share of shoppers, on trial (0: it goes live at once)
 
 Each simple key can be set in the environment as CARTRECOVER_DECISIONS_<KEY> (e.g. CARTRECOVER_DECISIONS_POLICY).
 `margin` and `channel_costs` (a table: email, sms, push, in major units) also apply to the report's profit view.
@@ -28,6 +29,13 @@ once the period's budget is spent. The report's profit is still counted at face 
 deviations (of the contact model's uncertainty, for this cart) below its estimate, and the share of orders using
 its offer that many above. It keeps the policy from choosing plans the log has tried too rarely to know, whose
 estimates are high by chance. 0 ranks by the estimates; a model trained before the uncertainty was kept serves as 0.
+
+`trial_share` is how `cartrecover train` puts a model that passed its offline check to the test: on trial, it decides
+for that share of the treated shoppers (a hash of the shopper and the version, so a shopper stays on one side), the
+running policy for the rest, and `cartrecover models trial` compares the profit the two sides really made per
+decision. The offline check alone cannot tell the small differences that matter at a shop's volumes
+(docs/benchmarks.md); the trial's comparison has no importance weights and keeps gathering evidence while it runs.
+0 makes a model that passed the check go live for everyone at once, as before trials existed.
 """
 
 from __future__ import annotations
@@ -67,6 +75,7 @@ class DecisionConfig:
     incentive_budget: float = 0.0
     budget_period: timedelta = timedelta(days=30)
     send_time_window: timedelta = timedelta(hours=3)
+    trial_share: float = 0.5
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -74,6 +83,8 @@ class DecisionConfig:
         for name in ("exploration", "margin", "margin_floor"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"decisions.{name} must be between 0 and 1")
+        if not 0 <= self.trial_share < 1:
+            raise ConfigError("decisions.trial_share must be at least 0 and below 1 (0: no trial, straight to live)")
         if not 0 <= self.discount_weight <= 100:
             raise ConfigError(
                 "decisions.discount_weight must be between 0 and 100 (1: a discount costs its face value)"
@@ -132,6 +143,7 @@ def _parsed(name: str, value: Any, duration: Callable[[Any], timedelta]) -> Any:
         "incentive_budget",
         "discount_weight",
         "caution",
+        "trial_share",
     ):
         return float(value)
     if name == "incentives":

@@ -67,6 +67,7 @@ class Journeys:
         self._issuers = coupon_issuers or {}  # by store name
         self._journeys: Callable[[str, str, str | None], Journey] = cache(self._journey_of)
         self._bundles: dict[int, tuple[float, int | None, Bundle | None]] = {}  # store → (checked, version, bundle)
+        self._trials: dict[int, tuple[float, tuple[int, float, Bundle | None] | None]] = {}  # store → (checked, trial)
 
     def on_cart_change(self, uow: UnitOfWork, cart: Cart, change: StateChanged) -> None:
         """The change hook: decide on abandonment, stop the journey when the cart leaves abandonment."""
@@ -81,6 +82,10 @@ class Journeys:
         name, timezone = (store.name, store.timezone) if store else ("", "UTC")
         shopper = uow.shoppers.get(cart.store_id, cart.shopper_id)
         models = self._models(uow, cart.store_id)
+        trial, arm = self._trial(uow, cart.store_id), None
+        if trial is not None:  # a model on trial decides for its share of shoppers, by a hash kept per version
+            arm = experiments.trial_arm(cart.store_id, trial[0], cart.shopper_id, trial[1])
+            models = trial[2] if arm.variant == experiments.CANDIDATE else models
         row = learned.observe(uow, cart, shopper, timezone, models.clv if models else None, cache=self.recent_sends)
         if self._group(uow, cart, shopper, name) is Group.HOLDOUT:
             uow.decisions.add(learned.holdout(cart, row, Group.HOLDOUT.value))
@@ -107,6 +112,10 @@ class Journeys:
             timezone=timezone,
         )  # fmt: skip
         record = decided.record
+        if trial is not None and arm is not None:  # on the cart too: the report shows the two sides as a test's
+            record.trial, record.arm = trial[0], arm.variant
+            cart.experiment, cart.variant, cart.assignment_probability = arm.experiment, arm.variant, arm.probability
+            uow.carts.save(cart)
         uow.decisions.add(record)
         detail = {"plan": record.plan, "explored": record.explored, "scores": record.scores}
         detail |= {"contributions": [list(c) for c in record.contributions], "model_version": record.model_version}
@@ -124,18 +133,38 @@ class Journeys:
         if cached is not None and cached[1] == version:
             self._bundles[store_id] = (now, version, cached[2])
             return cached[2]
-        bundle = None
-        if version is not None:
-            found = uow.models.active(store_id)
-            try:
-                bundle = Bundle.from_bytes(found[1], found[0]) if found else None
-            except ValueError as exc:  # a bundle of another version's format: the rules decide until it is retrained
-                _log.warning(
-                    "store %s: model v%s cannot be used (%s); the rule-based journey decides", store_id, version, exc
-                )
-                bundle = None
+        found = uow.models.active(store_id) if version is not None else None
+        bundle = self._load(store_id, found[0], found[1]) if found else None
         self._bundles[store_id] = (now, version, bundle)
         return bundle
+
+    @staticmethod
+    def _load(store_id: int, version: int, body: bytes) -> Bundle | None:
+        try:
+            return Bundle.from_bytes(body, version)
+        except ValueError as exc:  # a bundle of another version's format: the rules decide until it is retrained
+            _log.warning(
+                "store %s: model v%s cannot be used (%s); the rule-based journey decides", store_id, version, exc
+            )
+            return None
+
+    def _trial(self, uow: UnitOfWork, store_id: int) -> tuple[int, float, Bundle | None] | None:
+        """The store's model on trial (version, share, bundle), checked at most every `MODEL_REFRESH` seconds; a
+        bundle that cannot be loaded leaves its side to the rules, as an unusable active one does."""
+        now = time.monotonic()
+        cached = self._trials.get(store_id)
+        if cached is not None and now - cached[0] < MODEL_REFRESH:
+            return cached[1]
+        found = uow.models.trial(store_id)
+        trial = None
+        if found is not None:
+            version, share = found
+            if cached is not None and cached[1] is not None and cached[1][:2] == (version, share):
+                trial = cached[1]
+            else:
+                trial = (version, share, self._load(store_id, version, uow.models.body(store_id, version)))
+        self._trials[store_id] = (now, trial)
+        return trial
 
     def _group(self, uow: UnitOfWork, cart: Cart, found: Shopper | None, store_name: str) -> Group:
         """The shopper's holdout group, assigned at their first abandonment and kept; copied onto the cart."""

@@ -22,8 +22,9 @@ from cartrecover.ports.shoppers import Shopper
 from cartrecover.ports.unit_of_work import UnitOfWork
 
 DRAWS = 2000
+CANDIDATE, RUNNING = "candidate", "running"  # the two sides of a model's trial
 
-__all__ = ["DRAWS", "Assignment", "assign", "by_weight", "thompson"]
+__all__ = ["CANDIDATE", "DRAWS", "RUNNING", "Assignment", "assign", "by_weight", "thompson", "trial_arm"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,12 @@ def by_weight(store_id: int, experiment: str, shopper_id: str, weights: Mapping[
             break
         position -= weights[name]
     return _fixed(experiment, chosen, weights)
+
+
+def trial_arm(store_id: int, version: int, shopper_id: str, share: float) -> Assignment:
+    """The side of model `version`'s trial a shopper is on: the candidate for `share` of them, by a fixed split of
+    the test named after the version (a shopper stays on their side for the trial's life, a new trial re-splits)."""
+    return by_weight(store_id, f"model v{version} trial", shopper_id, {CANDIDATE: share, RUNNING: 1 - share})
 
 
 def thompson(experiment: str, counts: Mapping[str, tuple[int, int]], seed: bytes, draws: int = DRAWS) -> Assignment:
