@@ -130,7 +130,7 @@ def _unpaired(newest: list[Any], bundle: Any, config: DecisionConfig) -> tuple[f
     result = evaluate.evaluate(newest, bundle, config, 30)
     dr = next(e for e in result.estimates if e.estimator == "doubly_robust")
     running = [
-        evaluate._reward(e, config, 30)
+        evaluate.reward(e, config, 30)
         for e in newest
         if e.record.group == "treated" and not e.record.explored and e.record.propensity
     ]

@@ -1,4 +1,4 @@
-"""`cartrecover train`, `cartrecover models list|activate` and `cartrecover evaluate-policy`.
+"""`cartrecover train`, `cartrecover models list|activate|trial` and `cartrecover evaluate-policy`.
 
 Training libraries are imported inside the commands: `serve` and `worker` never load them.
 """
@@ -39,6 +39,20 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     activate.add_argument("version", help="a version number, or 'none' to go back to the rule-based journey")
     activate.add_argument("--store", help="the store's name (default: the only one)")
     activate.set_defaults(run=_activate)
+    trial = models.add_parser(
+        "trial", parents=[common], help="the model on trial: how its side compares with the running policy's"
+    )
+    trial.add_argument(
+        "action", nargs="?", default="status", choices=("status", "decide", "start", "stop"),
+        help="status (default): the comparison so far; decide: promote or stop it if the comparison says so; "
+        "start VERSION: put a version on trial; stop: end the trial, the running policy stays",
+    )  # fmt: skip
+    trial.add_argument("version", nargs="?", type=int, help="the version to start a trial of")
+    trial.add_argument("--share", type=float, help="the share of shoppers on its side (default: [decisions])")
+    trial.add_argument("--store", help="the store's name (default: the only one)")
+    trial.add_argument("--until", help="use decisions whose recovery window closed before this ISO time (default: now)")
+    trial.add_argument("--json", action="store_true")
+    trial.set_defaults(run=_trial)
 
     evaluate = sub.add_parser(
         "evaluate-policy", parents=[common], help="estimate a trained model's value on logged decisions (IPS, DR)"
@@ -63,12 +77,17 @@ def _engine_and_store(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def _train(args: argparse.Namespace) -> int:
+    """Judge a running trial first (it may promote or stop its model), then train, check offline, and register the
+    new model: on trial when it passed the check (live at once with `trial_share = 0` or `--force`), else not active.
+    A trial that has not been decided yet keeps running: the new model is registered beside it."""
     from cartrecover.learn import evaluate, train
 
     engine, store = _engine_and_store(args)
+    settings = engine.settings
+    max_discount = settings.guardrails.max_discount_percent
     try:
         until = datetime.fromisoformat(args.until) if args.until else engine.clock.now()
-        window = engine.settings.rules.recovery_window
+        window = settings.rules.recovery_window
         steps = ["examples", "no-contact model", "contact model", "lifetime value", "send time", "offline check"]
         steps.append("registry")
         with tqdm(total=len(steps), unit="step", desc=f"training {store.name}", file=sys.stderr) as bar:
@@ -80,27 +99,31 @@ def _train(args: argparse.Namespace) -> int:
             with engine.database.read() as uow:
                 found = train.examples(uow, store.store_id, until, window)
                 purchasers = [s for s in uow.shoppers.all(store.store_id) if s.orders]
+            judged = None if args.no_activate else _judge_trial(engine, store, found, apply=True)
+            if judged is not None:
+                print(f"trial of model v{judged.version}: {judged.verdict} ({judged.reason})", file=sys.stderr)
             progress("examples")
             try:
                 trained = train.train(found, purchasers, timezone=store.timezone, progress=progress)
             except train.NotEnoughData as exc:
                 print(f"not enough data yet: {exc}; the rule-based journey keeps running", file=sys.stderr)
                 return 3
-            settings = engine.settings
-            checked = evaluate.check(found, purchasers, settings.decisions, settings.guardrails.max_discount_percent)
+            checked = evaluate.check(found, purchasers, settings.decisions, max_discount)
             trained.metrics.update(checked.metrics())
             progress("offline check")
-            activate = not args.no_activate and (checked.passed or args.force)
             with engine.database.write() as uow:
-                version = uow.models.add(store.store_id, until, trained.metrics, trained.bundle.to_bytes(), activate)
+                version = uow.models.add(store.store_id, until, trained.metrics, trained.bundle.to_bytes(), False)
+                state = _deploy(
+                    uow, store.store_id, version, args, passed=checked.passed, share=settings.decisions.trial_share
+                )
             progress("registry")
     finally:
         engine.close()
     if args.json:
-        document = {"version": version, "active": activate, "offline_check": checked.reason}
+        document = {"version": version, "active": state == "active", "state": state, "offline_check": checked.reason}
+        document["trial"] = judged.as_dict() if judged is not None else None
         sys.stdout.write(json.dumps({**document, "metrics": trained.metrics}, indent=2) + "\n")
     else:
-        state = "active" if activate else "registered, not active"
         print(f"model v{version} of {store.name}: {state}")
         print(f"  offline check: {checked.reason}")
         if not checked.passed and not args.no_activate:
@@ -109,6 +132,87 @@ def _train(args: argparse.Namespace) -> int:
             )
         for name, value in trained.metrics.items():
             print(f"  {name:<32} {value:.4g}" if isinstance(value, float) else f"  {name:<32} {value}")
+    return 0
+
+
+def _deploy(uow: Any, store_id: int, version: int, args: argparse.Namespace, *, passed: bool, share: float) -> str:
+    """Make the new model live, put it on trial, or leave it registered; returns what was done, as printed."""
+    if args.no_activate or not (passed or args.force):
+        return "registered, not active"
+    if args.force or share == 0:
+        uow.models.activate(store_id, version)
+        return "active"
+    running = uow.models.trial(store_id)
+    if running is not None:
+        return (
+            f"registered, not active: the trial of v{running[0]} is still undecided "
+            f"(`cartrecover models trial start {version}` replaces it)"
+        )
+    uow.models.start_trial(store_id, version, share)
+    return f"on trial: it decides for {share:.0%} of treated shoppers (`cartrecover models trial` compares)"
+
+
+def _judge_trial(engine: Any, store: Any, found: Any, *, apply: bool) -> Any:
+    """The judgement of the store's trial on `found` (None without a trial); with `apply`, a verdict is carried out:
+    "promote" makes the model active, "stop" ends the trial and the running policy stays."""
+    from cartrecover.learn import trial
+
+    settings = engine.settings
+    with engine.database.write() as uow:
+        running = uow.models.trial(store.store_id)
+        if running is None:
+            return None
+        version, share = running
+        judged = trial.judge(found, version, share, settings.decisions, settings.guardrails.max_discount_percent)
+        if apply and judged.verdict == trial.PROMOTE:
+            uow.models.activate(store.store_id, judged.version)
+        elif apply and judged.verdict == trial.STOP:
+            uow.models.end_trial(store.store_id)
+    return judged
+
+
+def _trial(args: argparse.Namespace) -> int:
+    from cartrecover.learn import train, trial
+
+    engine, store = _engine_and_store(args)
+    try:
+        if args.action in ("start", "stop"):
+            return _start_or_stop(engine, store, args)
+        until = datetime.fromisoformat(args.until) if args.until else engine.clock.now()
+        with engine.database.read() as uow:
+            found = train.examples(uow, store.store_id, until, engine.settings.rules.recovery_window)
+        judged = _judge_trial(engine, store, found, apply=args.action == "decide")
+    finally:
+        engine.close()
+    if judged is None:
+        print(f"{store.name} has no model on trial", file=sys.stderr)
+        return 3
+    if args.json:
+        sys.stdout.write(json.dumps(judged.as_dict(), indent=2) + "\n")
+        return 0
+    sides = ((f"model v{judged.version}", judged.candidate), ("running policy", judged.running))
+    print(f"trial of model v{judged.version} in {store.name}, on {judged.share:.0%} of treated shoppers")
+    for name, side in sides:
+        print(f"  {name:<16} {side.decisions:>7} decisions closed, {side.profit:>9.3f} profit per decision")
+    print(f"  verdict: {judged.verdict}: {judged.reason}")
+    if args.action == "decide" and judged.verdict != trial.CONTINUE:
+        done = f"model v{judged.version} is active" if judged.verdict == trial.PROMOTE else "the trial has ended"
+        print(f"  done: {done}")
+    return 0
+
+
+def _start_or_stop(engine: Any, store: Any, args: argparse.Namespace) -> int:
+    with engine.database.write() as uow:
+        if args.action == "stop":
+            ended = uow.models.end_trial(store.store_id)
+            print(f"{store.name}: " + (f"the trial of v{ended} has ended" if ended else "no model was on trial"))
+            return 0
+        share = engine.settings.decisions.trial_share if args.share is None else args.share
+        if args.version is None or not 0 < share < 1:
+            raise ConfigError("models trial start needs a VERSION and a --share (or [decisions] trial_share) in (0, 1)")
+        if not uow.models.start_trial(store.store_id, args.version, share):
+            raise ConfigError(f"{store.name} has no model v{args.version} that is not the active one")
+    print(f"{store.name}: model v{args.version} is on trial for {share:.0%} of treated shoppers")
     return 0
 
 
@@ -121,7 +225,13 @@ def _list(args: argparse.Namespace) -> int:
         engine.close()
     if args.json:
         rows = [
-            {"version": v.version, "trained_at": v.trained_at.isoformat(), "active": v.active, "metrics": v.metrics}
+            {
+                "version": v.version,
+                "trained_at": v.trained_at.isoformat(),
+                "active": v.active,
+                "trial_share": v.trial_share,
+                "metrics": v.metrics,
+            }
             for v in versions
         ]
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
@@ -129,11 +239,12 @@ def _list(args: argparse.Namespace) -> int:
     if not versions:
         print(f"{store.name} has no trained model: the rule-based journey runs")
         return 0
-    print(f"{'version':>7}  {'trained (data until)':<25} {'active':<6} {'examples':>8} {'no-contact AUC':>14}")
+    print(f"{'version':>7}  {'trained (data until)':<25} {'active':<10} {'examples':>8} {'no-contact AUC':>14}")
     for v in versions:
         auc = v.metrics.get("no_contact_auc")
+        state = "yes" if v.active else f"trial {v.trial_share:.0%}" if v.trial_share else ""
         print(
-            f"{v.version:>7}  {v.trained_at.isoformat()[:25]:<25} {'yes' if v.active else '':<6} "
+            f"{v.version:>7}  {v.trained_at.isoformat()[:25]:<25} {state:<10} "
             f"{v.metrics.get('examples', ''):>8} {auc if auc is None else f'{auc:.3f}':>14}"
         )
     return 0

@@ -30,7 +30,7 @@ from cartrecover.learn.train import Example, NotEnoughData, train
 from cartrecover.models.bundle import Bundle
 from cartrecover.ports.shoppers import Shopper
 
-_VALUE = features.NAMES.index("cart_value")  # the cart's value when decided: what serving sees, not the order's
+VALUE = features.NAMES.index("cart_value")  # the cart's value when decided: what serving sees, not the order's
 HELD_OUT = 0.2  # the newest share of the log a candidate is checked on before it may go live
 DETECTABLE = 2.8  # standard errors a true difference needs to be seen 4 times in 5 at 95 % (1.96 + 0.84)
 
@@ -52,24 +52,24 @@ def evaluate(found: Sequence[Example], bundle: Bundle, config: DecisionConfig, m
         raise ValueError("no logged decision has a propensity: turn exploration on and let it log some")
     economics = config.economics(max_discount)
     plans, w = config.plans(), config.discount_weight
-    reward, logged, target, predicted, expected = [], [], [], [], []
+    rewards, logged, target, predicted, expected = [], [], [], [], []
     for example in usable:
         record = example.record
         row = record.features
         allowed = _reachable(plans, row)
         choice = policy.choose(
-            bundle, row, allowed, order_value=row[_VALUE], clv=0.0, economics=economics, exploration=0.0,
+            bundle, row, allowed, order_value=row[VALUE], clv=0.0, economics=economics, exploration=0.0,
             seed=record.cart_id, explain=0,
         )  # fmt: skip
-        reward.append(_reward(example, config, max_discount))
+        rewards.append(reward(example, config, max_discount))
         logged.append(record.propensity or 1.0)
         target.append(float(choice.plan.describe() == record.action))
         predicted.append(_expected(bundle, row, list(record.action), config=config, max_discount=max_discount))
         chosen = choice.plan
         expected.append(
-            choice.chosen.p_order * row[_VALUE] * config.margin - w * choice.chosen.incentive - economics.cost(chosen)
+            choice.chosen.p_order * row[VALUE] * config.margin - w * choice.chosen.incentive - economics.cost(chosen)
         )
-    arrays = [np.asarray(a, dtype=np.float64) for a in (reward, logged, target, predicted, expected)]
+    arrays = [np.asarray(a, dtype=np.float64) for a in (rewards, logged, target, predicted, expected)]
     r, p, t, q, e = arrays
     estimates = (
         ope.ips(r, p, t),
@@ -152,7 +152,7 @@ def paired_terms(found: Sequence[Example], bundle: Bundle, config: DecisionConfi
         record = example.record
         row = record.features
         choice = policy.choose(
-            bundle, row, _reachable(plans, row), order_value=row[_VALUE], clv=0.0, economics=economics,
+            bundle, row, _reachable(plans, row), order_value=row[VALUE], clv=0.0, economics=economics,
             exploration=0.0, seed=record.cart_id, explain=0,
         )  # fmt: skip
         taken, greedy, described = list(record.action), list(record.greedy or ()), choice.plan.describe()
@@ -160,7 +160,7 @@ def paired_terms(found: Sequence[Example], bundle: Bundle, config: DecisionConfi
             _expected(bundle, row, a, config=config, max_discount=max_discount) for a in (taken, described, greedy)
         )
         rows.append(
-            (_reward(example, config, max_discount), predicted, candidate, running, float(described == taken),
+            (reward(example, config, max_discount), predicted, candidate, running, float(described == taken),
              float(greedy == taken), float(described == greedy), record.propensity)
         )  # fmt: skip
     r, q, e_candidate, e_running, on_candidate, on_running, same, mu = np.asarray(rows, dtype=np.float64).T
@@ -214,7 +214,7 @@ def check(found: Sequence[Example], purchasers: Sequence[Shopper], config: Decis
         )
         return Check(passed, reason, paired.decisions, paired.running.value, paired.candidate, difference)
     running = [
-        _reward(e, config, max_discount)
+        reward(e, config, max_discount)
         for e in newest
         if e.record.group == "treated" and not e.record.explored and e.record.propensity
     ]
@@ -261,7 +261,7 @@ def _reachable(plans: Sequence[Plan], row: Sequence[float]) -> list[Plan]:
     return [p for p in plans if p.touches and reachable(p, usable)]
 
 
-def _reward(example: Example, config: DecisionConfig, max_discount: int) -> float:
+def reward(example: Example, config: DecisionConfig, max_discount: int) -> float:
     """What a logged decision brought: the order's margin less the discount it really took (weighted), less costs."""
     action = example.record.action
     given = action[5] if example.discounted else 0.0
@@ -276,7 +276,7 @@ def _expected(
     (both sides of a paired comparison are valued by this one function: where they agree their terms cancel)."""
     p, share = _p_order(bundle, row, action)
     cost = _cost(config, max_discount, action)
-    return _profit(p, row[_VALUE], config.margin, config.discount_weight * action[5] * share, cost)
+    return _profit(p, row[VALUE], config.margin, config.discount_weight * action[5] * share, cost)
 
 
 def _p_order(bundle: Bundle, row: Sequence[float], action: Sequence[float]) -> tuple[float, float]:

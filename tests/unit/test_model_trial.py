@@ -1,0 +1,223 @@
+"""A model on trial: the split of shoppers, the decisions it logs, and the judgement of the profit each side made.
+
+The judgement is tested on logs whose truth is known (each side's chance of an order is set), and its interval's
+promise (wrong at most 5 % of the time however often it is looked at) on simulated trials with no true difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cartrecover.decide import features
+from cartrecover.decide.experiments import CANDIDATE, RUNNING, trial_arm
+from cartrecover.decision_settings import DecisionConfig
+from cartrecover.domain.journey import Channel
+from cartrecover.entrypoints import models_cli
+from cartrecover.errors import ConfigError
+from cartrecover.learn import trial
+from cartrecover.learn.train import Example, train
+from cartrecover.models.bundle import Bundle
+from cartrecover.ports.decisions import DecisionRecord
+from cartrecover.settings import load_settings
+from tests.conftest import START, add_shop
+from tests.unit.test_learned_decisions import HOUR, abandon, build, decisions, synthetic_log
+
+CONFIG = DecisionConfig(channels=(Channel.EMAIL,), margin=0.4)
+PLAN = CONFIG.plans()[1]  # one email at 1 h: its channel cost is the same on both sides
+VALUE = features.NAMES.index("cart_value")
+
+
+def trial_log(count: int, p_candidate: float, p_running: float, *, version: int = 2, seed: int = 1) -> list[Example]:
+    """Closed decisions of a 50/50 trial of `version`: each side orders with its own chance; carts of 20 to 180."""
+    rng, found = random.Random(seed), []
+    for number in range(count):
+        arm = CANDIDATE if rng.random() < 0.5 else RUNNING
+        value = rng.uniform(20, 180)
+        row = [0.0] * len(features.NAMES)
+        row[VALUE] = value
+        record = DecisionRecord(
+            1, f"c{number}", f"s{number}", START + number * timedelta(minutes=1), "treated", "x", PLAN.name,
+            PLAN.describe(), row, features.VERSION, 0.9, trial=version, arm=arm,
+        )  # fmt: skip
+        ordered = rng.random() < (p_candidate if arm == CANDIDATE else p_running)
+        found.append(Example(record, ordered, value))
+    return found
+
+
+def test_a_clearly_better_candidate_is_promoted_and_a_clearly_worse_one_stopped() -> None:
+    better = trial.judge(trial_log(6000, 0.40, 0.25), 2, 0.5, CONFIG, 30)
+    assert better.verdict == trial.PROMOTE and 0 < better.low < better.difference < better.high
+    # the truth: 0.15 more orders of 100 on average at a 40 % margin is 6 per decision
+    assert better.low < 6.0 < better.high and better.candidate.decisions + better.running.decisions == 6000
+    worse = trial.judge(trial_log(6000, 0.25, 0.40), 2, 0.5, CONFIG, 30)
+    assert worse.verdict == trial.STOP and worse.high < 0
+
+
+def test_a_trial_too_young_or_too_close_to_call_continues() -> None:
+    young = trial.judge(trial_log(150, 0.60, 0.10), 2, 0.5, CONFIG, 30)
+    assert young.verdict == trial.CONTINUE and "before any verdict" in young.reason
+    close = trial.judge(trial_log(3000, 0.31, 0.30), 2, 0.5, CONFIG, 30)
+    assert close.verdict == trial.CONTINUE and close.low < 0 < close.high
+
+
+def test_only_the_treated_decisions_of_this_trial_count() -> None:
+    found = trial_log(400, 0.3, 0.3)
+    other = trial_log(300, 0.3, 0.3, version=1, seed=2)
+    found[0].record.group = "holdout"
+    found[1].record.arm = None
+    judged = trial.judge(found + other, 2, 0.5, CONFIG, 30)
+    assert judged.candidate.decisions + judged.running.decisions == 398
+
+
+def test_the_interval_holds_at_every_look_where_a_fixed_one_looked_at_as_often_does_not() -> None:
+    """2,000 trials with no true difference, skewed profits (mostly nothing, now and then an order's margin),
+    looked at every 50 decisions up to 5,000: the confidence sequence names a winner in at most about 5 % of them;
+    the fixed-n 95 % interval, looked at as often, in far more."""
+    rng = np.random.default_rng(7)
+    trials, n, every = 2000, 5000, 50
+    orders = rng.random((trials, n)) < 0.3
+    z = np.where(orders, rng.uniform(10, 70, (trials, n)), 0.0) * rng.choice([2.0, -2.0], (trials, n))
+    looks = np.arange(every, n + 1, every)
+    sums, squares = np.cumsum(z, axis=1)[:, looks - 1], np.cumsum(z * z, axis=1)[:, looks - 1]
+    mean = sums / looks
+    sd = np.sqrt((squares - looks * mean**2) / (looks - 1))
+    sequence = np.array([trial.width(int(t)) for t in looks])
+    wrong = (np.abs(mean) > sd * sequence).any(axis=1).mean()
+    naive = (np.abs(mean) > sd * 1.96 / np.sqrt(looks)).any(axis=1).mean()
+    assert wrong <= 0.06 and naive >= 0.2
+    assert 1.3 < trial.width(5000) * math.sqrt(5000) / 1.96 < 2.0  # its price: wider than a fixed interval
+
+
+def test_the_trial_split_keeps_a_shopper_on_one_side_and_gives_the_candidate_its_share() -> None:
+    sides = [trial_arm(1, 3, f"s{i}", 0.3).variant for i in range(4000)]
+    assert abs(sides.count(CANDIDATE) / 4000 - 0.3) < 0.03
+    assert all(trial_arm(1, 3, f"s{i}", 0.3).variant == sides[i] for i in range(100))
+    assert sides != [trial_arm(1, 4, f"s{i}", 0.3).variant for i in range(4000)]  # a new trial splits anew
+
+
+@pytest.fixture(scope="module")
+def bundle() -> Bundle:
+    return train(synthetic_log(6000), []).bundle
+
+
+def test_a_model_on_trial_decides_for_its_side_and_every_decision_says_which_side(
+    tmp_path: Path, bundle: Bundle
+) -> None:
+    engine = build(tmp_path, decisions=DecisionConfig(exploration=0.0))
+    shop = add_shop(engine)
+    with engine.database.write() as uow:
+        version = uow.models.add(shop.store_id, START, {}, bundle.to_bytes(), activate=False)
+        assert uow.models.start_trial(shop.store_id, version, 0.5)
+    carts = [abandon(engine, shop, START + i * timedelta(minutes=2)) for i in range(40)]
+    engine.advance_clock(START + 3 * HOUR)
+    records = [r for r in decisions(engine, shop) if r.group == "treated"]
+    assert {r.cart_id for r in records} <= set(carts) and records
+    assert all(r.trial == version for r in records)
+    by_side = {side: [r for r in records if r.arm == side] for side in (CANDIDATE, RUNNING)}
+    assert by_side[CANDIDATE] and by_side[RUNNING]
+    assert {r.policy for r in by_side[CANDIDATE]} == {f"learned:v{version}"}
+    assert {r.policy for r in by_side[RUNNING]} == {"rules-v1"}
+    for record in records:
+        assert record.arm == trial_arm(shop.store_id, version, record.shopper_id, 0.5).variant
+    with engine.database.read() as uow:
+        cart = uow.carts.get(shop.store_id, records[0].cart_id)
+    assert cart is not None and (cart.experiment, cart.variant) == (f"model v{version} trial", records[0].arm)
+
+    with engine.database.write() as uow:  # the trial ends: every decision is the running policy's again, unmarked
+        assert uow.models.end_trial(shop.store_id) == version
+    engine.journeys._trials.clear()  # the 30-second cache, as if it had expired
+    later = abandon(engine, shop, START + 4 * HOUR)
+    engine.advance_clock(START + 6 * HOUR)
+    (after,) = [r for r in decisions(engine, shop) if r.cart_id == later]
+    assert (after.policy, after.trial, after.arm) == ("rules-v1", None, None)
+    engine.close()
+
+
+def test_the_trial_share_is_read_from_the_config_and_the_environment_and_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "cartrecover.toml"
+    config.write_text("[decisions]\ntrial_share = 0.25\n")
+    assert load_settings(config, data_dir=tmp_path).decisions.trial_share == 0.25
+    monkeypatch.setenv("CARTRECOVER_DECISIONS_TRIAL_SHARE", "0")
+    assert load_settings(config, data_dir=tmp_path).decisions.trial_share == 0.0
+    assert DecisionConfig().trial_share == 0.5
+    with pytest.raises(ConfigError, match="trial_share"):
+        DecisionConfig(trial_share=1.0)
+
+
+def test_train_first_carries_out_the_trial_s_verdict_promote_or_stop_and_leaves_an_open_one_running(
+    tmp_path: Path,
+) -> None:
+    engine = build(tmp_path)
+    shop = add_shop(engine)
+    with engine.database.write() as uow:
+        first, second = (uow.models.add(shop.store_id, START, {}, b"{}", activate=False) for _ in range(2))
+        uow.models.start_trial(shop.store_id, first, 0.5)
+    judged = models_cli._judge_trial(engine, shop, trial_log(400, 0.3, 0.3, version=first), apply=True)
+    assert judged.verdict == trial.CONTINUE
+    with engine.database.read() as uow:
+        assert uow.models.trial(shop.store_id) == (first, 0.5) and uow.models.active_version(shop.store_id) is None
+    judged = models_cli._judge_trial(engine, shop, trial_log(6000, 0.40, 0.25, version=first), apply=True)
+    assert judged.verdict == trial.PROMOTE
+    with engine.database.write() as uow:
+        assert uow.models.trial(shop.store_id) is None and uow.models.active_version(shop.store_id) == first
+        uow.models.start_trial(shop.store_id, second, 0.5)
+    judged = models_cli._judge_trial(engine, shop, trial_log(6000, 0.25, 0.40, version=second), apply=True)
+    assert judged.verdict == trial.STOP
+    with engine.database.read() as uow:
+        assert uow.models.trial(shop.store_id) is None and uow.models.active_version(shop.store_id) == first
+    assert models_cli._judge_trial(engine, shop, [], apply=True) is None  # no trial: nothing to judge
+    engine.close()
+
+
+@pytest.mark.parametrize(
+    ("flags", "passed", "share", "state", "active", "on_trial"),
+    [
+        ({}, True, 0.5, "on trial", None, 3),
+        ({}, True, 0.0, "active", 3, None),
+        ({"force": True}, False, 0.5, "active", 3, None),
+        ({}, False, 0.5, "registered, not active", None, None),
+        ({"no_activate": True}, True, 0.5, "registered, not active", None, None),
+    ],
+)
+def test_a_model_that_passed_its_check_goes_on_trial_or_live_with_no_trial_share_or_force(
+    tmp_path: Path,
+    flags: dict[str, bool],
+    passed: bool,
+    share: float,
+    state: str,
+    active: int | None,
+    on_trial: int | None,
+) -> None:
+    engine = build(tmp_path)
+    shop = add_shop(engine)
+    args = argparse.Namespace(**({"force": False, "no_activate": False} | flags))
+    with engine.database.write() as uow:
+        for _ in range(3):
+            version = uow.models.add(shop.store_id, START, {}, b"{}", activate=False)
+        said = models_cli._deploy(uow, shop.store_id, version, args, passed=passed, share=share)
+        assert said.startswith(state)
+        assert uow.models.active_version(shop.store_id) == active
+        assert (uow.models.trial(shop.store_id) or (None,))[0] == on_trial
+    engine.close()
+
+
+def test_a_new_model_waits_while_an_undecided_trial_runs(tmp_path: Path) -> None:
+    engine = build(tmp_path)
+    shop = add_shop(engine)
+    args = argparse.Namespace(force=False, no_activate=False)
+    with engine.database.write() as uow:
+        older, newer = (uow.models.add(shop.store_id, START, {}, b"{}", activate=False) for _ in range(2))
+        uow.models.start_trial(shop.store_id, older, 0.5)
+        said = models_cli._deploy(uow, shop.store_id, newer, args, passed=True, share=0.5)
+        assert said.startswith(f"registered, not active: the trial of v{older} is still undecided")
+        assert uow.models.trial(shop.store_id) == (older, 0.5)
+    engine.close()
