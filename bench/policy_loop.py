@@ -16,7 +16,7 @@ import json
 import time
 from dataclasses import asdict, replace
 
-from cartrecover.simulate.loop import run_loop
+from cartrecover.simulate.loop import LoopResult, run_loop
 from cartrecover.simulate.shoppers import PROFILES
 
 
@@ -59,7 +59,7 @@ def main() -> None:
                 f"{result.fixed.profit:>10,.0f}{result.oracle.profit:>10,.0f}  {result.ratio('profit'):>8.2f}"
                 f"{result.ratio('oracle'):>9.2f}  {result.ratio('discount'):>16.2f}  "
                 f"{realised['learned']['true_incremental_profit']:,.0f} / {realised['fixed']['true_incremental_profit']:,.0f}"
-                f"  ({'model live' if result.deployed else 'refused by the offline check: the rules ran'}, "
+                f"  ({_state(result)}, "
                 f"{time.perf_counter() - began:.0f} s)",
                 flush=True,
             )
@@ -67,6 +67,14 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as file:
             json.dump([asdict(r) for r in results], file, indent=1, default=str)
+
+
+def _state(result: LoopResult) -> str:
+    if not result.deployed:
+        return "refused by the offline check: the rules ran"
+    if not result.running_carts:
+        return "model live"
+    return f"model on trial, {result.running_carts} carts on the running side, {result.trial_difference:+.1f} a cart"
 
 
 if __name__ == "__main__":

@@ -28,20 +28,24 @@ def test_the_loop_trains_a_model_deploys_it_and_prices_every_policy_on_the_same_
     profile = replace(StoreProfile(), shoppers_per_day=400)
     result = run_loop(profile, 3, explore_days=10, eval_days=2, exploration=0.5, data_dir=tmp_path, fixed_run=False)
 
-    assert "model v1 of sim-shop: active" in result.training and result.deployed
+    assert "model v1 of sim-shop: on trial" in result.training and result.deployed
     engine = build_engine(load_settings(None, data_dir=tmp_path / "learned"))
     try:
         store = engine.stores.named_or_only(None)
         with engine.database.read() as uow:
-            assert uow.models.active_version(store.store_id) == 1
+            assert uow.models.active_version(store.store_id) is None and uow.models.trial(store.store_id) == (1, 0.5)
             records = uow.decisions.between(store.store_id, START, START + timedelta(days=30))
     finally:
         engine.close()
     assert result.deployed_at is not None
-    before = {r.policy for r in records if r.at < result.deployed_at and r.group == "treated"}
+    before = [r for r in records if r.at < result.deployed_at and r.group == "treated"]
     after = [r for r in records if r.at >= result.deployed_at and r.group == "treated" and not r.explored]
-    assert before == {"rules-v1", "explore"} and after and {r.policy for r in after} == {"learned:v1"}
-    assert result.carts == sum(result.plans.values()) > 0
+    assert {r.policy for r in before} == {"rules-v1", "explore"} and {r.trial for r in before} == {None}
+    assert {r.trial for r in after} == {1} and {r.arm for r in after} == {"candidate", "running"}
+    assert {r.policy for r in after if r.arm == "candidate"} == {"learned:v1"}
+    assert {r.policy for r in after if r.arm == "running"} == {"rules-v1"}
+    # the learned policy is priced on its side's carts, the running policy on the others
+    assert result.carts == sum(result.plans.values()) > 0 and result.running_carts > 0
     # the oracle chooses per shopper among the same candidates, knowing their kind: nothing beats it in expectation
     assert result.oracle.profit >= result.learned.profit - 1e-6
     assert result.oracle.profit >= result.fixed.profit - 1e-6
@@ -50,13 +54,25 @@ def test_the_loop_trains_a_model_deploys_it_and_prices_every_policy_on_the_same_
     # the registry and the offline evaluation, as a user reads them
     data = ("--data-dir", str(tmp_path / "learned"))
     (listed,) = json.loads(cli("models", "list", "--json", *data).stdout)
-    assert listed["version"] == 1 and listed["active"] and listed["metrics"]["offline_check_passed"] == 1.0
+    assert listed["version"] == 1 and not listed["active"] and listed["trial_share"] == 0.5
+    assert listed["metrics"]["offline_check_passed"] == 1.0
     assert listed["metrics"]["offline_dr_value"] > listed["metrics"]["offline_running_value"]
     assert "cannot evaluate model v1: no logged decision" in cli("evaluate-policy", *data, check=False).stderr
     later = ("--until", "2031-01-01T00:00:00+00:00")  # the simulated days are in 2030; "now" is before them
     evaluated = json.loads(cli("evaluate-policy", "--json", *later, *data).stdout)
     (dr,) = [e for e in evaluated["estimates"] if e["estimator"] == "doubly_robust"]
     assert evaluated["version"] == 1 and evaluated["decisions"] > 100 and dr["low"] <= dr["value"] <= dr["high"]
+    judged = json.loads(cli("models", "trial", "--json", *later, *data).stdout)
+    assert judged["version"] == 1 and judged["candidate"]["decisions"] > 0 and judged["running"]["decisions"] > 0
+    assert judged["verdict"] in ("promote", "stop", "continue")
+    assert "the trial of v1 has ended" in cli("models", "trial", "stop", *data).stdout
+    assert "no model on trial" in cli("models", "trial", *data, check=False).stderr
+    assert "on trial for 30%" in cli("models", "trial", "start", "1", "--share", "0.3", *data).stdout
+    assert "model v1 is active" in cli("models", "activate", "1", *data).stdout
+    (listed,) = json.loads(cli("models", "list", "--json", *data).stdout)
+    assert listed["active"] and listed["trial_share"] is None  # going live ends the trial
+    refused = cli("models", "trial", "start", "1", *data, check=False)
+    assert refused.returncode != 0 and "no model v1 that is not the active one" in refused.stderr
     assert "the rule-based journey runs" in cli("models", "activate", "none", *data).stdout
     assert not json.loads(cli("models", "list", "--json", *data).stdout)[0]["active"]
     refused = cli("models", "activate", "7", *data, check=False)

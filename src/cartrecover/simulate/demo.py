@@ -68,7 +68,8 @@ def run_learning_loop(data_dir: Path | None = None, seed: int = 1) -> int:
     print("\n" + "\n".join("  " + line for line in result.training.strip().splitlines()[:12]))
     if not result.deployed:
         print("  the model did not beat the running journey offline: the rules ran the evaluation days")
-    print(f"\nexpected net incremental profit on the {result.carts} treated carts of the {eval_days} days "
+    side = " on the model's side of its trial" if result.running_carts else ""
+    print(f"\nexpected net incremental profit on the {result.carts} treated carts of the {eval_days} days{side} "
           f"(the simulator's exact expectation, {profile.currency} minor units):")  # fmt: skip
     for name, priced in (
         ("learned policy", result.learned),
@@ -84,6 +85,12 @@ def run_learning_loop(data_dir: Path | None = None, seed: int = 1) -> int:
         f"in the two runs: {realised['learned']['true_incremental_profit']:,.0f} against "
         f"{realised['fixed']['true_incremental_profit']:,.0f}"
     )
+    if result.running_carts:
+        print(
+            f"  the running policy's side: {result.running_carts} carts, {result.running.profit:,.0f}; the model "
+            f"makes {result.trial_difference:+,.1f} per cart more (the truth `cartrecover models trial` estimates "
+            f"once the carts' recovery windows have closed)"
+        )
     top = sorted(result.plans.items(), key=lambda item: -item[1])[:6]
     print("  the learned run's plans: " + ", ".join(f"{name} ({count})" for name, count in top))
     return 0 if result.learned.profit > result.fixed.profit else 1

@@ -10,6 +10,11 @@ Every policy is then priced on the evaluation days' treated carts with the simul
 (simulate/truth.py): the plan the learned policy really decided for each cart, the fixed journey, and the oracle
 that knows each shopper's hidden kind. Expectations remove the noise of who happened to buy; the realised
 figures of both runs are reported beside them.
+
+`cartrecover train` puts a model that passed its offline check on trial (`[decisions] trial_share`): it then decides
+for that share of the shoppers, the running policy (the rules, exploring) for the others. The learned policy is then
+priced on its own side's carts, next to the fixed journey and the oracle on the same carts, and the running side is
+priced apart (`running`): the difference per cart between the two sides is the truth the trial's comparison estimates.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cartrecover.decide.experiments import RUNNING
 from cartrecover.decision_settings import DecisionConfig
 from cartrecover.simulate.run import run_simulation
 from cartrecover.simulate.shoppers import Shopper, StoreProfile
@@ -77,6 +83,8 @@ class LoopResult:
     learned: Priced = field(default_factory=Priced)
     fixed: Priced = field(default_factory=Priced)
     oracle: Priced = field(default_factory=Priced)
+    running: Priced = field(default_factory=Priced)  # with a trial: the running policy on its own side's carts
+    running_carts: int = 0
     training: str = ""  # `cartrecover train`'s output
     realised: dict[str, dict[str, float]] = field(default_factory=dict)  # run → the simulator's summary figures
     plans: dict[str, int] = field(default_factory=dict)  # the learned run's plans by name, treated carts
@@ -85,8 +93,17 @@ class LoopResult:
 
     @property
     def deployed(self) -> bool:
-        """Whether `cartrecover train` made the model live (its offline check can refuse it: the rules then run)."""
-        return ": active" in self.training.split("\n", 1)[0]
+        """Whether `cartrecover train` made the model live or put it on trial (its offline check can refuse it: the
+        rules then run)."""
+        first = self.training.split("\n", 1)[0]
+        return ": active" in first or ": on trial" in first
+
+    @property
+    def trial_difference(self) -> float:
+        """With a trial: the learned side's expected profit per cart less the running side's (minor units)."""
+        if not self.carts or not self.running_carts:
+            return float("nan")
+        return self.learned.profit / self.carts - self.running.profit / self.running_carts
 
     def ratio(self, what: str) -> float:
         """learned ÷ fixed (profit, discount) or learned ÷ oracle (profit): `what` is one of those three."""
@@ -169,8 +186,9 @@ def _realised(summary: dict[str, Any]) -> dict[str, float]:
     return {key: float(summary[key]) for key in keys}
 
 
-def _decided_plans(data_dir: Path, summary: dict[str, Any]) -> dict[str, str]:
-    """Cart id → the plan the engine decided for it during the evaluation days (its decision log)."""
+def _decided_plans(data_dir: Path, summary: dict[str, Any]) -> dict[str, tuple[str, str | None]]:
+    """Cart id → the plan the engine decided for it during the evaluation days (its decision log), and the side of
+    a trial it was on (None without one)."""
     from cartrecover.bootstrap import build_engine
     from cartrecover.settings import load_settings
 
@@ -181,7 +199,7 @@ def _decided_plans(data_dir: Path, summary: dict[str, Any]) -> dict[str, str]:
             records = uow.decisions.between(store.store_id, summary["start"], summary["end"])
     finally:
         engine.close()
-    return {r.cart_id: r.plan for r in records if r.group == "treated"}
+    return {r.cart_id: (r.plan, r.arm) for r in records if r.group == "treated"}
 
 
 def touches_of(plan_touches: Iterable[Any], shopper: Shopper) -> tuple[PlannedTouch, ...] | None:
@@ -195,22 +213,28 @@ def touches_of(plan_touches: Iterable[Any], shopper: Shopper) -> tuple[PlannedTo
     return tuple(found)
 
 
-def _price(result: LoopResult, profile: StoreProfile, truths: list[CartTruth], decided: dict[str, str]) -> None:
+def _price(
+    result: LoopResult, profile: StoreProfile, truths: list[CartTruth], decided: dict[str, tuple[str, str | None]]
+) -> None:
     config = replace(DecisionConfig(), margin=profile.margin)
     economics = config.economics(30)
     plans = {p.name: p for p in config.plans()}
     allowed = [p for p in plans.values() if economics.allows(p)]
     margin, costs = profile.margin, profile.channel_costs
     for truth in truths:
-        name = decided.get(truth.cart_id)
+        name, arm = decided.get(truth.cart_id, (None, None))
         if truth.group != "treated" or name is None:
             continue
         shopper = truth.shopper
-        result.carts += 1
-        result.plans[name] = result.plans.get(name, 0) + 1
         plan = plans.get(name)
         touches = touches_of(plan.touches, shopper) if plan is not None else fixed_plan(shopper.channels)
         mine = expected(shopper, touches or (), margin=margin, channel_costs=costs)
+        if arm == RUNNING:  # the running policy's side of a trial: priced apart
+            result.running_carts += 1
+            result.running.add(mine.incremental_profit, mine.discount, mine.messages)
+            continue
+        result.carts += 1
+        result.plans[name] = result.plans.get(name, 0) + 1
         result.learned.add(mine.incremental_profit, mine.discount, mine.messages)
         theirs = expected(shopper, fixed_plan(shopper.channels), margin=margin, channel_costs=costs)
         result.fixed.add(theirs.incremental_profit, theirs.discount, theirs.messages)
