@@ -976,7 +976,7 @@ def a_decision(sid: int, at: datetime, cart_id: str | None = None, incentive: fl
     return DecisionRecord(
         sid, cart_id or random_id("c"), random_id("s"), at, "treated", "explore", "p1", [1.0, 0.0], [0.5, 2.0], "f1",
         propensity=0.25, explored=True, incentive=incentive, scores={"chosen": 1.5}, contributions=[("recency", 0.1)],
-        greedy=[3.0, 1.0],
+        greedy=[3.0, 1.0], trial=4, arm="candidate",
     )  # fmt: skip
 
 
