@@ -9,12 +9,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from cartrecover.decide.actions import Touch as ActionTouch
+from cartrecover.decide.experiments import CANDIDATE
+from cartrecover.decision_settings import DecisionConfig
+from cartrecover.domain.journey import Channel
 from cartrecover.ingest.segment import campaign_of, device_of
+from cartrecover.simulate import loop
 from cartrecover.simulate.compare import Outcome, tally
 from cartrecover.simulate.run import START, Simulation, _arrivals
 from cartrecover.simulate.shoppers import PROFILES, Kind, ResponseModel, Shopper, Signals, StoreProfile, Touch
 from cartrecover.simulate.traffic import Customer, make_visit
-from cartrecover.simulate.truth import Expected, PlannedTouch, expected, oracle
+from cartrecover.simulate.truth import CartTruth, Expected, PlannedTouch, expected, oracle
 
 ABANDONED = datetime(2030, 1, 1, 12, tzinfo=UTC)
 BOTH = frozenset({"email", "sms"})
@@ -254,3 +259,31 @@ def test_the_presets_are_different_stores() -> None:
         StoreProfile(sources={"tv": 1.0})
     with pytest.raises(ValueError, match="unknown signals or kinds"):
         ResponseModel(kind_odds={"deals": {"bargain_hunter": 2.0}})
+
+
+def test_the_loop_prices_a_journey_as_its_steps_were_scheduled_and_a_trial_s_running_side_apart() -> None:
+    """A candidate plan is priced at its nominal delays; a rule-based journey (no candidate) from the touches its
+    steps had, less those the shopper cannot get: not as the fixed journey, which it may not be."""
+    hour = timedelta(hours=1)
+    who = shopper(Kind.DISCOUNT_ONLY, channels=frozenset({"sms"}))
+    journey = (
+        ActionTouch(1 * hour, (Channel.EMAIL,), 0),
+        ActionTouch(26 * hour, (Channel.SMS, Channel.EMAIL), 15),
+    )
+    candidate = DecisionConfig().plans()[1]
+    decided = {
+        "a": loop.Decided("journey: reminder / last-chance", loop.RUNNING, journey),
+        "b": loop.Decided(candidate.name, CANDIDATE, ()),
+    }
+    truths = [CartTruth("a", "treated", who), CartTruth("b", "treated", shopper(Kind.REGULAR))]
+    result = loop.LoopResult("store", 1, 0)
+    loop._price(result, replace(StoreProfile(), margin=0.35), truths, decided)
+
+    costs = StoreProfile().channel_costs
+    running = expected(who, (PlannedTouch(26, "sms", 15),), margin=0.35, channel_costs=costs)
+    assert result.running_carts == 1 and result.running.profit == pytest.approx(running.incremental_profit)
+    assert running.discount > 0  # the discount-only shopper answers the journey's offer, which the fixed one lacks
+    touches = loop.touches_of(candidate.touches, truths[1].shopper)
+    learned = expected(truths[1].shopper, touches or (), margin=0.35, channel_costs=costs)
+    assert result.carts == 1 and result.learned.profit == pytest.approx(learned.incremental_profit)
+    assert result.plans == {candidate.name: 1}

@@ -30,6 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cartrecover.decide.actions import Touch
 from cartrecover.decide.experiments import RUNNING
 from cartrecover.decision_settings import DecisionConfig
 from cartrecover.simulate.run import run_simulation
@@ -186,9 +187,18 @@ def _realised(summary: dict[str, Any]) -> dict[str, float]:
     return {key: float(summary[key]) for key in keys}
 
 
-def _decided_plans(data_dir: Path, summary: dict[str, Any]) -> dict[str, tuple[str, str | None]]:
-    """Cart id → the plan the engine decided for it during the evaluation days (its decision log), and the side of
-    a trial it was on (None without one)."""
+@dataclass(frozen=True)
+class Decided:
+    """What the engine decided for a cart during the evaluation days: its plan's name, the side of a trial it was
+    on (None without one), and the touches its steps were scheduled with (for a journey, which is no candidate)."""
+
+    plan: str
+    arm: str | None
+    touches: tuple[Touch, ...]
+
+
+def _decided_plans(data_dir: Path, summary: dict[str, Any]) -> dict[str, Decided]:
+    """Cart id → what the engine decided for it during the evaluation days (its decision log and its steps)."""
     from cartrecover.bootstrap import build_engine
     from cartrecover.settings import load_settings
 
@@ -196,10 +206,20 @@ def _decided_plans(data_dir: Path, summary: dict[str, Any]) -> dict[str, tuple[s
     try:
         store = engine.stores.named_or_only(None)
         with engine.database.read() as uow:
-            records = uow.decisions.between(store.store_id, summary["start"], summary["end"])
+            records = [
+                r
+                for r in uow.decisions.between(store.store_id, summary["start"], summary["end"])
+                if r.group == "treated"
+            ]
+            steps = uow.outbox.for_carts(store.store_id, {r.cart_id for r in records})
     finally:
         engine.close()
-    return {r.cart_id: (r.plan, r.arm) for r in records if r.group == "treated"}
+    decided = {}
+    for r in records:  # a cart decided twice keeps its last decision, and the steps scheduled from it
+        planned = [s for s in steps.get(r.cart_id, []) if s.due_at >= r.at]
+        touches = tuple(Touch(s.due_at - r.at, s.channels, s.incentive.percent if s.incentive else 0) for s in planned)
+        decided[r.cart_id] = Decided(r.plan, r.arm, touches)
+    return decided
 
 
 def touches_of(plan_touches: Iterable[Any], shopper: Shopper) -> tuple[PlannedTouch, ...] | None:
@@ -213,23 +233,22 @@ def touches_of(plan_touches: Iterable[Any], shopper: Shopper) -> tuple[PlannedTo
     return tuple(found)
 
 
-def _price(
-    result: LoopResult, profile: StoreProfile, truths: list[CartTruth], decided: dict[str, tuple[str, str | None]]
-) -> None:
+def _price(result: LoopResult, profile: StoreProfile, truths: list[CartTruth], decided: dict[str, Decided]) -> None:
     config = replace(DecisionConfig(), margin=profile.margin)
     economics = config.economics(30)
     plans = {p.name: p for p in config.plans()}
     allowed = [p for p in plans.values() if economics.allows(p)]
     margin, costs = profile.margin, profile.channel_costs
     for truth in truths:
-        name, arm = decided.get(truth.cart_id, (None, None))
-        if truth.group != "treated" or name is None:
+        found = decided.get(truth.cart_id)
+        if truth.group != "treated" or found is None:
             continue
-        shopper = truth.shopper
-        plan = plans.get(name)
-        touches = touches_of(plan.touches, shopper) if plan is not None else fixed_plan(shopper.channels)
+        shopper, name = truth.shopper, found.plan
+        plan = plans.get(name)  # a candidate at its nominal delays; a journey as its steps were scheduled,
+        usable = [t for t in found.touches if any(c.value in shopper.channels for c in t.channels)]
+        touches = touches_of(plan.touches if plan is not None else usable, shopper)  # less those it cannot send
         mine = expected(shopper, touches or (), margin=margin, channel_costs=costs)
-        if arm == RUNNING:  # the running policy's side of a trial: priced apart
+        if found.arm == RUNNING:  # the running policy's side of a trial: priced apart
             result.running_carts += 1
             result.running.add(mine.incremental_profit, mine.discount, mine.messages)
             continue
