@@ -82,7 +82,8 @@ class Journeys:
         name, timezone = (store.name, store.timezone) if store else ("", "UTC")
         shopper = uow.shoppers.get(cart.store_id, cart.shopper_id)
         models = self._models(uow, cart.store_id)
-        trial, arm = self._trial(uow, cart.store_id), None
+        learning = self._settings.decisions.policy == "learned"  # with "rules" no model decides, on trial or not
+        trial, arm = self._trial(uow, cart.store_id) if learning else None, None
         if trial is not None:  # a model on trial decides for its share of shoppers, by a hash kept per version
             arm = experiments.trial_arm(cart.store_id, trial[0], cart.shopper_id, trial[1])
             models = trial[2] if arm.variant == experiments.CANDIDATE else models

@@ -140,6 +140,20 @@ def test_a_model_on_trial_decides_for_its_side_and_every_decision_says_which_sid
     engine.close()
 
 
+def test_with_the_rules_policy_configured_no_model_decides_and_no_trial_splits(tmp_path: Path, bundle: Bundle) -> None:
+    engine = build(tmp_path, decisions=DecisionConfig(exploration=0.0, policy="rules"))
+    shop = add_shop(engine)
+    with engine.database.write() as uow:
+        version = uow.models.add(shop.store_id, START, {}, bundle.to_bytes(), activate=False)
+        assert uow.models.start_trial(shop.store_id, version, 0.9)
+    for i in range(10):
+        abandon(engine, shop, START + i * timedelta(minutes=2))
+    engine.advance_clock(START + 3 * HOUR)
+    records = [r for r in decisions(engine, shop) if r.group == "treated"]
+    assert records and {(r.policy, r.trial, r.arm) for r in records} == {("rules-v1", None, None)}
+    engine.close()
+
+
 def test_the_trial_share_is_read_from_the_config_and_the_environment_and_checked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
