@@ -167,12 +167,7 @@ def test_carts_stored_before_their_abandonment_time_was_a_column_are_found_by_it
         (c.store_id, c.cart_id, c.shopper_id, c.status.value, 0, msgspec.msgpack.encode(c))
         for c in (*abandoned, active)
     ]
-    if name == "sqlite":
-        with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn, conn:
-            conn.executemany(insert + "(?,?,?,?,?,?)", rows)
-    else:
-        with psycopg.connect(url) as pg, pg.cursor() as cursor:
-            cursor.executemany(insert + "(%s,%s,%s,%s,%s,%s)", rows)
+    insert_rows(name, url, insert, rows)
 
     assert DATABASES[name].migrate(url).applied[0] == "0003_carts_by_abandonment"
 
@@ -190,12 +185,7 @@ def test_models_stored_before_trials_existed_keep_their_versions_and_none_is_on_
     apply(name, url, packaged(name)[:3])  # a store as it was before the trial column
     rows = [(7, 1, 0, True, "{}", b"one"), (7, 2, 1, False, '{"auc": 0.8}', b"two")]
     insert = "INSERT INTO models (store_id, version, trained_us, active, metrics, body) VALUES "
-    if name == "sqlite":
-        with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn, conn:
-            conn.executemany(insert + "(?,?,?,?,?,?)", rows)
-    else:
-        with psycopg.connect(url) as pg, pg.cursor() as cursor:
-            cursor.executemany(insert + "(%s,%s,%s,%s,%s,%s)", rows)
+    insert_rows(name, url, insert, rows)
 
     assert DATABASES[name].migrate(url).applied == ("0004_model_trials",)
 
@@ -288,3 +278,13 @@ def test_postgres_says_which_schema_is_missing() -> None:
         missing = url.replace("search_path%3Dtest_", "search_path%3Dmissing_")
         with pytest.raises(StoreError, match="CREATE SCHEMA"):
             PostgresDatabase.migrate(missing)
+
+
+def insert_rows(name: str, url: str, insert: str, rows: list[tuple[object, ...]]) -> None:
+    """Rows of six columns straight into a table (`insert` up to VALUES), as an older version had stored them."""
+    if name == "sqlite":
+        with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn, conn:
+            conn.executemany(insert + "(?,?,?,?,?,?)", rows)
+    else:
+        with psycopg.connect(url) as pg, pg.cursor() as cursor:
+            cursor.executemany(insert + "(%s,%s,%s,%s,%s,%s)", rows)

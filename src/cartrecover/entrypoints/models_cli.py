@@ -158,16 +158,20 @@ def _judge_trial(engine: Any, store: Any, found: Any, *, apply: bool) -> Any:
     from cartrecover.learn import trial
 
     settings = engine.settings
-    with engine.database.write() as uow:
+    with engine.database.read() as uow:
         running = uow.models.trial(store.store_id)
-        if running is None:
-            return None
-        version, share = running
-        judged = trial.judge(found, version, share, settings.decisions, settings.guardrails.max_discount_percent)
-        if apply and judged.verdict == trial.PROMOTE:
-            uow.models.activate(store.store_id, judged.version)
-        elif apply and judged.verdict == trial.STOP:
-            uow.models.end_trial(store.store_id)
+    if running is None:
+        return None
+    version, share = running  # judged outside any write: the store's writers are not held up by it
+    judged = trial.judge(found, version, share, settings.decisions, settings.guardrails.max_discount_percent)
+    if apply and judged.verdict != trial.CONTINUE:
+        with engine.database.write() as uow:
+            if uow.models.trial(store.store_id) != running:  # stopped or replaced meanwhile: its verdict is moot
+                return judged
+            if judged.verdict == trial.PROMOTE:
+                uow.models.activate(store.store_id, version)
+            else:
+                uow.models.end_trial(store.store_id)
     return judged
 
 
