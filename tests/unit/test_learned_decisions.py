@@ -30,7 +30,7 @@ from cartrecover.engine import Engine
 from cartrecover.errors import ConfigError
 from cartrecover.ingest import segment
 from cartrecover.journey_settings import JourneyConfig, StepConfig
-from cartrecover.learn.evaluate import check, compare, evaluate
+from cartrecover.learn.evaluate import VALUE, check, compare, evaluate, reward
 from cartrecover.learn.train import Example, NotEnoughData, _laplace_covariance, _logistic_fit, train
 from cartrecover.models import effects
 from cartrecover.models.bundle import Bundle
@@ -425,7 +425,8 @@ def synthetic_log(count: int, seed: int = 1) -> list[Example]:
             plan.describe(), row, features.VERSION, None if holdout else 1 / len(plans), explored=not holdout,
         )  # fmt: skip
         ordered = rng.random() < p
-        found.append(Example(record, ordered, cart.value / 100, discounted=ordered and percent > 0))
+        discounted = ordered and percent > 0  # its order's total is after the code, as labelling reads it
+        found.append(Example(record, ordered, cart.value / 100 * (1 - percent / 100 * discounted), discounted))
     return found
 
 
@@ -703,7 +704,7 @@ def running_journey_log(count: int, seed: int = 2, *, greedy: bool = True) -> li
             ordered = random.Random(f"{seed}/order/{record.cart_id}").random() < p
             record = replace(record, policy="rules-v1", plan=JOURNEY.name, action=JOURNEY.describe(), explored=False)
             record.propensity = 0.7 + 0.3 / len(PLANS)
-            example = Example(record, ordered, logged.value, discounted=ordered and JOURNEY.percent_off > 0)
+            example = Example(record, ordered, record.features[VALUE], discounted=ordered and JOURNEY.percent_off > 0)
         elif record.action == JOURNEY.describe():  # drawn, the journey's plan keeps its own chance
             record = replace(record, propensity=0.7 + 0.3 / len(PLANS))
         if greedy and record.group == "treated":
@@ -715,7 +716,7 @@ def running_journey_log(count: int, seed: int = 2, *, greedy: bool = True) -> li
 def synthetic_profit(example: Example, plan: Plan) -> float:
     """synthetic_log's expected profit of `plan` for the example's cart, at a margin of 0.5."""
     deals = example.record.features[features.NAMES.index("traffic")] == DEALS
-    touches, percent, value = plan.describe()[0], plan.percent_off, example.value
+    touches, percent, value = plan.describe()[0], plan.percent_off, example.record.features[VALUE]
     p = 0.02 * touches + 0.03 * percent if deals else 0.3 + 0.03 * touches
     return p * (value * 0.5 - percent / 100 * value) - DecisionConfig().economics(30).cost(plan)
 
@@ -820,12 +821,29 @@ def test_off_policy_evaluation_weighs_discounts_as_the_policy_does(bundle: Bundl
     face = evaluate(logged, bundle, DecisionConfig(channels=(Channel.EMAIL,), margin=0.5), 30)
     heavy = evaluate(logged, bundle, DecisionConfig(channels=(Channel.EMAIL,), margin=0.5, discount_weight=3), 30)
     given = sum(
-        e.value * e.record.action[5] / 100
+        e.record.features[VALUE] * e.record.action[5] / 100
         for e in logged
         if e.record.propensity and e.record.group != "holdout" and e.ordered and e.discounted
     )
     assert given > 0  # some logged orders used a discount: counted twice more, the logged value drops by that
     assert face.logged_value - heavy.logged_value == pytest.approx(2 * given / face.decisions)
+
+
+def test_a_discounted_order_is_worth_its_margin_at_the_price_before_the_code_less_the_code() -> None:
+    plan = next(p for p in PLANS if p.percent_off == 10)
+    row = [0.0] * len(features.NAMES)
+    row[VALUE] = 100.0
+    record = DecisionRecord(
+        1, "c", "s", START, "treated", "x", plan.name, plan.describe(), row, features.VERSION, 0.5
+    )  # fmt: skip
+    config = DecisionConfig(channels=(Channel.EMAIL,), margin=0.3)
+    cost = config.economics(30).cost(plan)
+    # a 100-dollar cart ordered with our 10 % code: the order says 90; its goods cost 70 of the 100 list price
+    assert reward(Example(record, True, 90.0, discounted=True), config, 30) == pytest.approx(90 - 70 - cost)
+    # an order that used no code of ours is worth its margin at the total it reports (the cart may have grown)
+    assert reward(Example(record, True, 120.0), config, 30) == pytest.approx(120 * 0.3 - cost)
+    heavy = DecisionConfig(channels=(Channel.EMAIL,), margin=0.3, discount_weight=2)
+    assert reward(Example(record, True, 90.0, discounted=True), heavy, 30) == pytest.approx(100 * 0.3 - 2 * 10 - cost)
 
 
 def test_off_policy_evaluation_judges_the_cautious_policy_that_would_serve(bundle: Bundle) -> None:

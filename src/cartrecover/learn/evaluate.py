@@ -22,7 +22,7 @@ from statistics import NormalDist
 import numpy as np
 
 from cartrecover.decide import features, policy
-from cartrecover.decide.actions import Plan, reachable
+from cartrecover.decide.actions import ACTION_NAMES, Plan, reachable
 from cartrecover.decision_settings import DecisionConfig
 from cartrecover.domain.journey import Channel
 from cartrecover.learn import ope
@@ -30,6 +30,7 @@ from cartrecover.learn.train import Example, NotEnoughData, train
 from cartrecover.models.bundle import Bundle
 from cartrecover.ports.shoppers import Shopper
 
+PERCENT = ACTION_NAMES.index("percent_off")
 VALUE = features.NAMES.index("cart_value")  # the cart's value when decided: what serving sees, not the order's
 HELD_OUT = 0.2  # the newest share of the log a candidate is checked on before it may go live
 DETECTABLE = 2.8  # standard errors a true difference needs to be seen 4 times in 5 at 95 % (1.96 + 0.84)
@@ -262,11 +263,15 @@ def _reachable(plans: Sequence[Plan], row: Sequence[float]) -> list[Plan]:
 
 
 def reward(example: Example, config: DecisionConfig, max_discount: int) -> float:
-    """What a logged decision brought: the order's margin less the discount it really took (weighted), less costs."""
+    """What a logged decision brought: the order's margin less the discount it really took (weighted), less costs.
+
+    An order that used our code reports its total after the code's percentage; margin and discount are both shares
+    of the price before it, so the total is taken back to that price first."""
     action = example.record.action
-    given = action[5] if example.discounted else 0.0
+    given = action[PERCENT] if example.discounted else 0.0
+    listed = example.value / (1 - given / 100) if given < 100 else example.record.features[VALUE]
     cost = _cost(config, max_discount, action)
-    return _profit(float(example.ordered), example.value, config.margin, config.discount_weight * given, cost)
+    return _profit(float(example.ordered), listed, config.margin, config.discount_weight * given, cost)
 
 
 def _expected(
@@ -276,7 +281,7 @@ def _expected(
     (both sides of a paired comparison are valued by this one function: where they agree their terms cancel)."""
     p, share = _p_order(bundle, row, action)
     cost = _cost(config, max_discount, action)
-    return _profit(p, row[VALUE], config.margin, config.discount_weight * action[5] * share, cost)
+    return _profit(p, row[VALUE], config.margin, config.discount_weight * action[PERCENT] * share, cost)
 
 
 def _p_order(bundle: Bundle, row: Sequence[float], action: Sequence[float]) -> tuple[float, float]:
