@@ -11,6 +11,8 @@ import math
 import random
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -189,6 +191,28 @@ def test_train_first_carries_out_the_trial_s_verdict_promote_or_stop_and_leaves_
     with engine.database.read() as uow:
         assert uow.models.trial(shop.store_id) is None and uow.models.active_version(shop.store_id) == first
     assert models_cli._judge_trial(engine, shop, [], apply=True) is None  # no trial: nothing to judge
+    engine.close()
+
+
+def test_a_verdict_is_not_carried_out_on_a_trial_that_changed_while_it_was_judged(tmp_path: Path) -> None:
+    engine = build(tmp_path)
+    shop = add_shop(engine)
+    with engine.database.write() as uow:
+        first, second = (uow.models.add(shop.store_id, START, {}, b"{}", activate=False) for _ in range(2))
+        uow.models.start_trial(shop.store_id, first, 0.5)
+    judge = trial.judge
+
+    def judged_while_someone_replaces_the_trial(*args: Any, **kwargs: Any) -> trial.Judgement:
+        with engine.database.write() as uow:  # `models trial stop` then `start`, from another shell
+            uow.models.end_trial(shop.store_id)
+            uow.models.start_trial(shop.store_id, second, 0.3)
+        return judge(*args, **kwargs)
+
+    with mock.patch.object(trial, "judge", judged_while_someone_replaces_the_trial):
+        judged = models_cli._judge_trial(engine, shop, trial_log(6000, 0.40, 0.25, version=first), apply=True)
+    assert judged.verdict == trial.PROMOTE and judged.version == first  # the old trial's verdict, reported
+    with engine.database.read() as uow:  # and not carried out: the new trial runs, nothing was made active
+        assert uow.models.trial(shop.store_id) == (second, 0.3) and uow.models.active_version(shop.store_id) is None
     engine.close()
 
 
