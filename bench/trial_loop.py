@@ -5,7 +5,7 @@ For each profile and seed, `simulate.loop.run_loop` without the fixed run: explo
 trial_share`), then `--eval-days` with the trial running. If the model went on trial, at T = start + 14, 21, … days
 (the recovery windows of the first 7, 14, … evaluation days have closed) `cartrecover models trial --json --until T`
 gives its verdict and its difference, candidate − running profit per decision, with its confidence sequence (major
-units). Beside it the truth the loop gives, `LoopResult.trial_difference` (the simulator's exact expected profit of
+units). Beside it the truth the loop gives, `LoopResult.trial_difference_before` (the simulator's exact expected profit of
 the plan each cart got, candidate side's mean less running side's) / 100: on the carts the look counts (decided
 before T − 7 days) and on every evaluation cart.
 
@@ -26,7 +26,6 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 from cartrecover.simulate import loop
 from cartrecover.simulate.shoppers import PROFILES, StoreProfile
@@ -64,18 +63,15 @@ def main() -> None:
 def _one(args: argparse.Namespace, profile: StoreProfile, seed: int, data_dir: Path) -> dict[str, Any]:
     """One loop and its looks, printed; what was measured, for `--json`."""
     began = time.perf_counter()
-    # LoopResult keeps only the sums; the carts and the plans decided for them are read from the call that prices
-    # them, so that the truth can be restricted to the carts a look counts.
-    with mock.patch.object(loop, "_price", wraps=loop._price) as priced:
-        result = loop.run_loop(
-            profile,
-            seed,
-            explore_days=args.explore_days,
-            eval_days=args.eval_days,
-            exploration=args.exploration,
-            fixed_run=False,
-            data_dir=data_dir,
-        )
+    result = loop.run_loop(
+        profile,
+        seed,
+        explore_days=args.explore_days,
+        eval_days=args.eval_days,
+        exploration=args.exploration,
+        fixed_run=False,
+        data_dir=data_dir,
+    )
     head = f"{profile.name:<13}{seed:>5}"
     found: dict[str, Any] = {"profile": profile.name, "seed": seed, "data_dir": str(data_dir)}
     found |= {
@@ -91,7 +87,8 @@ def _one(args: argparse.Namespace, profile: StoreProfile, seed: int, data_dir: P
     for days in range(FIRST_LOOK, args.eval_days + 1, 7):
         until = start + timedelta(days=days)
         judged = _judge(data_dir / "learned", until, profile)
-        truth = _truth(result, profile, priced, until - WINDOW)
+        difference, candidate, running = result.trial_difference_before(until - WINDOW)
+        truth = {"difference": difference / 100, "candidate": candidate, "running": running}
         look = {"days": days, "until": until.isoformat(), "truth": truth, **judged}
         found["looks"].append(look)
         print(f"{head}{_row(look, found)}", flush=True)
@@ -108,20 +105,6 @@ def _judge(data_dir: Path, until: datetime, profile: StoreProfile) -> dict[str, 
         raise RuntimeError(f"cartrecover models trial failed: {ran.stderr.strip() or ran.stdout.strip()}")
     judged: dict[str, Any] = json.loads(ran.stdout)
     return judged
-
-
-def _truth(result: loop.LoopResult, profile: StoreProfile, priced: mock.MagicMock, until: datetime) -> dict[str, Any]:
-    """The loop's truth (LoopResult.trial_difference, major units) on the carts decided before `until` alone: they
-    are priced again as the loop prices them, by the same function."""
-    _, _, truths, decided = priced.call_args.args
-    closed = [t for t in truths if t.engine_abandoned_at is not None and t.engine_abandoned_at <= until]
-    on_those = loop.LoopResult(result.profile, result.seed, 0)
-    loop._price(on_those, profile, closed, decided)
-    return {
-        "difference": on_those.trial_difference / 100,
-        "candidate": on_those.carts,
-        "running": on_those.running_carts,
-    }
 
 
 def _row(look: dict[str, Any], found: dict[str, Any]) -> str:

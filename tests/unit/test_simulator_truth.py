@@ -275,7 +275,11 @@ def test_the_loop_prices_a_journey_as_its_steps_were_scheduled_and_a_trial_s_run
         "a": loop.Decided("journey: reminder / last-chance", loop.RUNNING, journey),
         "b": loop.Decided(candidate.name, CANDIDATE, ()),
     }
-    truths = [CartTruth("a", "treated", who), CartTruth("b", "treated", shopper(Kind.REGULAR))]
+    noon = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    truths = [
+        CartTruth("a", "treated", who, engine_abandoned_at=noon),
+        CartTruth("b", "treated", shopper(Kind.REGULAR), engine_abandoned_at=noon + 2 * hour),
+    ]
     result = loop.LoopResult("store", 1, 0)
     loop._price(result, replace(StoreProfile(), margin=0.35), truths, decided)
 
@@ -287,3 +291,9 @@ def test_the_loop_prices_a_journey_as_its_steps_were_scheduled_and_a_trial_s_run
     learned = expected(truths[1].shopper, touches or (), margin=0.35, channel_costs=costs)
     assert result.carts == 1 and result.learned.profit == pytest.approx(learned.incremental_profit)
     assert result.plans == {candidate.name: 1}
+    # the trial's truth, on every cart and on those a look at a time counts (abandoned by then)
+    gap = learned.incremental_profit - running.incremental_profit
+    assert result.trial_difference == pytest.approx(gap) and gap != 0
+    assert result.trial_difference_before(noon + 2 * hour) == (pytest.approx(gap), 1, 1)
+    before, mine, theirs = result.trial_difference_before(noon + hour)
+    assert math.isnan(before) and (mine, theirs) == (0, 1)

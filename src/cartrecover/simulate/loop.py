@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from cartrecover.decide.actions import Touch
-from cartrecover.decide.experiments import RUNNING
+from cartrecover.decide.experiments import CANDIDATE, RUNNING
 from cartrecover.decision_settings import DecisionConfig
 from cartrecover.simulate.run import run_simulation
 from cartrecover.simulate.shoppers import Shopper, StoreProfile
@@ -74,6 +74,16 @@ class Priced:
         self.messages += messages
 
 
+@dataclass(frozen=True)
+class CartPrice:
+    """One treated cart of the evaluation days: when the engine saw it abandoned, the side of a trial it was on (None
+    without one), and the expected incremental profit of what was decided for it (minor units)."""
+
+    abandoned_at: datetime | None
+    arm: str | None
+    profit: float
+
+
 @dataclass
 class LoopResult:
     """What one loop measured."""
@@ -91,6 +101,7 @@ class LoopResult:
     plans: dict[str, int] = field(default_factory=dict)  # the learned run's plans by name, treated carts
     wall_seconds: float = 0.0
     deployed_at: datetime | None = None  # when the evaluation days began
+    priced: list[CartPrice] = field(default_factory=list)  # the sums above, cart by cart (learned and running)
 
     @property
     def deployed(self) -> bool:
@@ -102,9 +113,19 @@ class LoopResult:
     @property
     def trial_difference(self) -> float:
         """With a trial: the learned side's expected profit per cart less the running side's (minor units)."""
-        if not self.carts or not self.running_carts:
-            return float("nan")
-        return self.learned.profit / self.carts - self.running.profit / self.running_carts
+        return self.trial_difference_before(None)[0]
+
+    def trial_difference_before(self, until: datetime | None) -> tuple[float, int, int]:
+        """trial_difference on the carts abandoned before `until` alone (all with None), and how many carts each
+        side had there: the truth a look at the trial at that time estimates."""
+        sides: dict[str, list[float]] = {CANDIDATE: [], RUNNING: []}
+        for cart in self.priced:
+            if until is None or (cart.abandoned_at is not None and cart.abandoned_at <= until):
+                sides[RUNNING if cart.arm == RUNNING else CANDIDATE].append(cart.profit)
+        mine, theirs = sides[CANDIDATE], sides[RUNNING]
+        if not mine or not theirs:
+            return float("nan"), len(mine), len(theirs)
+        return sum(mine) / len(mine) - sum(theirs) / len(theirs), len(mine), len(theirs)
 
     def ratio(self, what: str) -> float:
         """learned ÷ fixed (profit, discount) or learned ÷ oracle (profit): `what` is one of those three."""
@@ -248,6 +269,7 @@ def _price(result: LoopResult, profile: StoreProfile, truths: list[CartTruth], d
         usable = [t for t in found.touches if any(c.value in shopper.channels for c in t.channels)]
         touches = touches_of(plan.touches if plan is not None else usable, shopper)  # less those it cannot send
         mine = expected(shopper, touches or (), margin=margin, channel_costs=costs)
+        result.priced.append(CartPrice(truth.engine_abandoned_at, found.arm, mine.incremental_profit))
         if found.arm == RUNNING:  # the running policy's side of a trial: priced apart
             result.running_carts += 1
             result.running.add(mine.incremental_profit, mine.discount, mine.messages)
