@@ -8,8 +8,13 @@ oracle. A `--data-dir` kept from an earlier run (it holds `truth.pickle`) is reu
 `--discount-weight` and `--caution` are the `[decisions]` settings the replayed policy decides with; several
 `--caution` values are replayed in turn on the same trained model (training does not depend on them).
 
+With `--diagnose`, where the model goes wrong: for every email plan, its mean uplift in P(order) and the share
+of its orders using its offer, by the model and by the truth, over the replayed carts email reaches; and the
+profit the policy leaves against the best policy on what a shop sees (bench/policy_ceiling.py's "signals": per
+cart, the plan best on average over the hidden kinds its visible signals imply), by the pair of plans chosen.
+
     .venv/bin/python bench/policy_replay.py --profile default --visitors 1500 --days 28 --exploration 0.5 \
-        [--train-days 21] [--eval-days 7] [--data-dir DIR] [--discount-weight 1] [--caution 0 0.5 1 2]
+        [--train-days 21] [--eval-days 7] [--data-dir DIR] [--discount-weight 1] [--caution 0 0.5 1 2] [--diagnose]
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--discount-weight", type=float, default=1.0)
     parser.add_argument("--caution", type=float, nargs="+", default=[0.0])
+    parser.add_argument("--diagnose", action="store_true", help="per plan, the model against the truth; see above")
     args = parser.parse_args()
     profile = replace(PROFILES[args.profile], shoppers_per_day=args.visitors)
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="cartrecover-replay-"))
@@ -84,6 +90,8 @@ def main() -> None:
             f"spread of the effect (log-odds) median {np.median(spread):.3f}, its correlation with the model's error "
             f"{np.corrcoef(model - true, spread)[0, 1]:+.2f}"
         )
+        if args.diagnose:
+            _diagnose(trained.bundle, later, truths, config, profile)
 
 
 def _replay(
@@ -126,6 +134,64 @@ def _replay(
         top = oracle(shopper, options, margin=margin, channel_costs=costs)[1]
         best.add(top.incremental_profit, top.discount, top.messages)
     return learned, fixed, best, chosen, errors
+
+
+def _diagnose(
+    bundle: Bundle,
+    later: Sequence[DecisionRecord],
+    truths: dict[str, Any],
+    config: DecisionConfig,
+    profile: StoreProfile,
+) -> None:
+    """Print the model's uplift and offer share per email plan next to the truth's, and what the policy leaves
+    against the best policy on the visible signals, by (the policy's plan, that policy's plan)."""
+    economics = config.economics(30)
+    margin, costs = profile.margin, profile.channel_costs
+    emails = [p for p in config.plans() if p.first_channel is Channel.EMAIL and economics.allows(p)]
+    described = np.asarray([p.describe() for p in emails], dtype=np.float64)
+    per_plan: dict[str, list[tuple[float, float, float, float]]] = {p.name: [] for p in emails}
+    left: dict[tuple[str, str], list[float]] = {}
+    for record in later:
+        truth = truths.get(record.cart_id)
+        if truth is None or record.group != "treated":
+            continue
+        shopper, x = truth.shopper, np.asarray(record.features, dtype=np.float64)
+        if "email" in shopper.channels:
+            alone, p0 = expected(shopper, (), margin=margin, channel_costs=costs).p_order, bundle.no_contact(x)
+            outcomes, shares = bundle.outcomes(x, described), bundle.discount_shares(x, described)
+            for plan, p, q in zip(emails, outcomes, shares, strict=True):
+                e = expected(shopper, touches_of(plan.touches, shopper) or (), margin=margin, channel_costs=costs)
+                offered = e.p_order * shopper.value * plan.percent_off / 100
+                per_plan[plan.name].append((p - p0, e.p_order - alone, q, e.discount / offered if offered else 0.0))
+        named = dict(zip(features.NAMES, record.features, strict=True))
+        usable = frozenset(channel for channel, key in REACH if named[key] == 1)
+        plans = [p for p in config.plans() if reachable(p, usable) and economics.allows(p)]
+        choice = policy.choose(
+            bundle, record.features, [p for p in plans if p.touches], order_value=shopper.value / 100, clv=0.0,
+            economics=economics, exploration=0.0, seed=record.cart_id, explain=0,
+        )  # fmt: skip
+        kinds = [(replace(shopper, kind=k), w) for k, w in profile.response.kind_shares(shopper.signals).items()]
+
+        def worth(plan: Any, who: Any) -> float:
+            touches = touches_of(plan.touches, who) or ()
+            return expected(who, touches, margin=margin, channel_costs=costs).incremental_profit
+
+        seen = max(plans, key=lambda p: sum(w * worth(p, who) for who, w in kinds))
+        row = left.setdefault((choice.plan.name, seen.name), [0, 0.0, 0.0])
+        row[0] += 1
+        row[1] += worth(choice.plan, shopper)
+        row[2] += worth(seen, shopper)
+    print(f"  {'email plan':<26}{'carts':>6}  uplift: model / truth   offer used: model / truth")
+    for name, rows in per_plan.items():
+        a = np.asarray(rows, dtype=np.float64).reshape(-1, 4)
+        offer = f"{a[:, 2].mean():>13.3f} / {a[:, 3].mean():.3f}" if "off" in name else ""
+        print(f"  {name:<26}{len(a):>6}  {a[:, 0].mean():>+13.4f} / {a[:, 1].mean():+.4f}  {offer}")
+    mine, best = sum(r[1] for r in left.values()), sum(r[2] for r in left.values())
+    print(
+        f"  against the best policy on the visible signals: {mine:,.0f} of {best:,.0f} ({mine / best:.2f}); the most left:"
+    )
+    for (chose, could), (n, got, seen_got) in sorted(left.items(), key=lambda kv: kv[1][1] - kv[1][2])[:6]:
+        print(f"    {chose:<26} for {could:<26}{int(n):>6} carts  {got:>10,.0f} against {seen_got:>10,.0f}")
 
 
 def kept_run(data_dir: Path, days: int, seed: int, profile: StoreProfile, exploration: float) -> dict[str, Any]:
