@@ -99,7 +99,13 @@ class Journeys:
         if chosen is not None:  # an experiment runs: its variant's journey, by its own assignment
             policy, reasons = f"{planned.policy}+{chosen.policy}", (chosen.reason, *planned.reasons)
             record = learned.experiment(
-                cart, row, policy_name=policy, journey=journey, steps=planned.steps, probability=chosen.probability
+                cart,
+                shopper,
+                row,
+                policy_name=policy,
+                journey=journey,
+                steps=planned.steps,
+                probability=chosen.probability,
             )
             uow.decisions.add(record)
             journeys.start(uow, cart, policy, planned.steps, reasons, propensity=chosen.probability)

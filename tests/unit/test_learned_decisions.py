@@ -20,7 +20,7 @@ import pytest
 
 from cartrecover.bootstrap import make_clock, open_database, open_event_log
 from cartrecover.decide import features, policy
-from cartrecover.decide.actions import NO_CONTACT, Plan, Touch
+from cartrecover.decide.actions import ACTION_NAMES, NO_CONTACT, Plan, Touch
 from cartrecover.decide.learned import lifetime_value
 from cartrecover.decision_settings import DecisionConfig
 from cartrecover.domain.cart import Cart, CartStatus
@@ -168,20 +168,59 @@ def test_exploring_decisions_pick_uniformly_among_reachable_plans_and_log_that_p
     options = 1 + len(config.cadences) * len(config.incentives)  # email only: no SMS or push consent
     explored = [r for r in logged if r.explored]
     assert 0.3 < len(explored) / len(logged) < 0.5
-    assert all(r.policy == "explore" and r.propensity == pytest.approx(0.4 / options) for r in explored)
+    rules = [r for r in logged if not r.explored]
+    journey = rules[0].action
+    # to an email-only shopper the default journey's last step ("SMS, else email") goes out as an email: it is logged
+    # as what it sends, which is a candidate plan, so its chance adds the draw's, and the draw's for that plan the
+    # rules' (the shopper gets the same messages either way)
+    same = next(p.name for p in config.plans() if p.describe() == journey)
+    assert same in ("email 1h+24h+72h", "email 1h+24h+72h 10% off")
+    assert all(r.propensity == pytest.approx(0.6 + 0.4 / options) for r in rules)
+    chance = {same: 0.6 + 0.4 / options}
+    assert all(
+        r.policy == "explore" and r.propensity == pytest.approx(chance.get(r.plan, 0.4 / options)) for r in explored
+    )
     assert {r.plan for r in explored} >= {"no contact", "email 1h", "email 1h+24h+72h 15% off"}
     assert not any(r.plan.startswith(("sms", "push")) for r in explored)
-    rules = [r for r in logged if not r.explored]
-    assert all(r.propensity == pytest.approx(0.6) for r in rules)  # the default journey is not a candidate plan
     # each decision logs the plan the rules would have run, the explored ones too: the offline check's comparison
-    journey = rules[0].action
     assert journey[0] == 3 and all(r.greedy == r.action == journey for r in rules)
-    assert all(r.greedy == journey != r.action for r in explored)
+    assert all(r.greedy == journey and (r.action != journey) == (r.plan != same) for r in explored)
     # the same cart and abandonment decide the same way again (a replay), another abandonment independently
     seed_a, seed_b = "1/c/2030-01-01T00:00:00+00:00", "1/c/2030-01-02T00:00:00+00:00"
     plans = config.plans()
     assert policy.explore(plans, 0.4, seed_a) == policy.explore(plans, 0.4, seed_a)
     assert len({policy.explore(plans, 1.0, f"{seed_b}{n}")[0] for n in range(200)}) > 20
+
+
+def test_the_rules_journey_is_logged_as_the_shopper_will_get_it(tmp_path: Path) -> None:
+    """The default journey (email, email, then "SMS, else email" with 10 % off a cart of 100 or more), rules alone."""
+    engine = build(tmp_path)
+    shop = add_shop(engine)
+    reach = {
+        "both": {"email": "b@example.com", "phone": "+4915112345678", "consent": {"email": True, "sms": True}},
+        "email": {"email": "e@example.com", "consent": {"email": True}},
+        "sms": {"phone": "+4915112345679", "consent": {"sms": True}},
+        "none": {"email": "n@example.com", "consent": {"email": False}},
+    }
+    for name, contact in reach.items():
+        engine.append([
+            identified(store_id=shop.store_id, anonymous_id=name, at=START, **contact),
+            product_added(item("p1", price=12_000), store_id=shop.store_id, anonymous_id=name, cart_id=name, at=START),
+        ])  # fmt: skip
+    engine.advance_clock(START + 3 * HOUR)
+    logged = {r.cart_id: r for r in decisions(engine, shop) if r.group == "treated"}
+    engine.close()
+    assert set(logged) == set(reach) and {r.policy for r in logged.values()} == {"rules-v1"}
+    sent = {cart: dict(zip(ACTION_NAMES, r.action, strict=True)) for cart, r in logged.items()}
+    # two emails and the SMS, as configured
+    assert (sent["both"]["touches"], sent["both"]["sms_touches"], sent["both"]["percent_off"]) == (3, 1, 10)
+    # the last step goes out as an email: exactly the candidate "email 1h+24h+72h 10% off"
+    plan = next(p for p in DecisionConfig().plans() if p.name == "email 1h+24h+72h 10% off")
+    assert logged["email"].action == plan.describe()
+    # the emails cannot reach them: one SMS at 72 h, with the offer
+    assert (sent["sms"]["touches"], sent["sms"]["first_sms"], sent["sms"]["percent_off"]) == (1, 1, 10)
+    assert sent["sms"]["last_delay_hours"] == 72
+    assert sent["none"]["touches"] == 0  # nothing can reach them: no contact, as training counts it
 
 
 def test_a_decision_logged_before_the_running_policy_s_plan_was_recorded_reads_back_without_one() -> None:

@@ -104,10 +104,17 @@ def holdout(cart: Cart, row: list[float], group: str) -> DecisionRecord:
 
 
 def experiment(
-    cart: Cart, row: list[float], *, policy_name: str, journey: Journey, steps: Sequence[Step], probability: float
+    cart: Cart,
+    shopper: Shopper | None,
+    row: list[float],
+    *,
+    policy_name: str,
+    journey: Journey,
+    steps: Sequence[Step],
+    probability: float,
 ) -> DecisionRecord:
     """The record of an experiment's variant: its journey, chosen with the variant's probability."""
-    plan = _as_plan(rules_plan_name(journey), cart, steps)
+    plan = _as_plan(rules_plan_name(journey), cart, steps, usable_channels(shopper))
     return _record(cart, row, "treated", policy_name, plan, propensity=probability)
 
 
@@ -150,7 +157,7 @@ def decide(
         )
         return Decided(steps, record, reasons)
     name, rule_steps, rule_reasons = rules
-    journey = _as_plan(name, cart, rule_steps)
+    journey = _as_plan(name, cart, rule_steps, usable)
     action = journey.describe()
     explored, share = policy.explore(plans, config.exploration, seed)
     # The journey's chance: the rules run it, and the draw can land on it too when it is one of the candidates.
@@ -220,11 +227,18 @@ def _within_budget(uow: UnitOfWork, cart: Cart, plans: Sequence[Plan], config: D
     return [p for p in plans if not p.percent_off]
 
 
-def _as_plan(name: str, cart: Cart, steps: Sequence[Step]) -> Plan:
-    """Scheduled steps (a configured journey's) as a plan, timed from the cart's abandonment."""
+def _as_plan(name: str, cart: Cart, steps: Sequence[Step], usable: frozenset[Channel]) -> Plan:
+    """Scheduled steps (a configured journey's) as a plan, timed from the cart's abandonment, as the shopper will
+    get it: each step on the first of its channels they can get, the steps they can get on none left out. The
+    models learn what a plan does from what it sent: a last step of "SMS, else email" that goes out as an email
+    is logged as an email, and a journey with nothing the shopper can get as no contact."""
     assert cart.abandoned_at is not None
-    at = cart.abandoned_at
-    return plan_of(name, [Touch(s.due_at - at, s.channels, s.incentive.percent if s.incentive else 0) for s in steps])
+    at, touches = cart.abandoned_at, []
+    for step in steps:
+        channel = next((c for c in step.channels if c in usable), None)
+        if channel is not None:
+            touches.append(Touch(step.due_at - at, (channel,), step.incentive.percent if step.incentive else 0))
+    return plan_of(name, touches)
 
 
 def _scores(choice: policy.Choice) -> dict[str, object]:
