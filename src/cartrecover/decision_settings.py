@@ -15,6 +15,7 @@ incentive_budget = 0        # expected discount per budget period, store currenc
 budget_period = "30d"
 send_time_window = "3h"     # follow-ups move up to this much toward the hour the shopper is most active
 trial_share = 0.5           # a new model first decides for this share of shoppers, on trial (0: it goes live at once)
+trial_days = 28             # a trial undecided after this many days of closed decisions goes to the better side
 
 Each simple key can be set in the environment as CARTRECOVER_DECISIONS_<KEY> (e.g. CARTRECOVER_DECISIONS_POLICY).
 `margin` and `channel_costs` (a table: email, sms, push, in major units) also apply to the report's profit view.
@@ -36,6 +37,11 @@ running policy for the rest, and `cartrecover models trial` compares the profit 
 decision. The offline check alone cannot tell the small differences that matter at a shop's volumes
 (docs/benchmarks.md); the trial's comparison has no importance weights and keeps gathering evidence while it runs.
 0 makes a model that passed the check go live for everyone at once, as before trials existed.
+
+`trial_days` ends a trial the interval has not decided: once its closed decisions span that many days, the side
+that made more per decision wins (the model goes live, or the running policy stays). The two are then within the
+interval's width of each other, so either choice costs little, and the trial stops holding up the newer models
+trained meanwhile (they wait while a trial runs). 0 lets a trial run until its interval decides.
 """
 
 from __future__ import annotations
@@ -76,6 +82,7 @@ class DecisionConfig:
     budget_period: timedelta = timedelta(days=30)
     send_time_window: timedelta = timedelta(hours=3)
     trial_share: float = 0.5
+    trial_days: int = 28
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -85,6 +92,8 @@ class DecisionConfig:
                 raise ConfigError(f"decisions.{name} must be between 0 and 1")
         if not 0 <= self.trial_share < 1:
             raise ConfigError("decisions.trial_share must be at least 0 and below 1 (0: no trial, straight to live)")
+        if not 0 <= self.trial_days <= 3650:
+            raise ConfigError("decisions.trial_days must be between 0 and 3650 (0: until the interval decides)")
         if not 0 <= self.discount_weight <= 100:
             raise ConfigError(
                 "decisions.discount_weight must be between 0 and 100 (1: a discount costs its face value)"
@@ -146,6 +155,11 @@ def _parsed(name: str, value: Any, duration: Callable[[Any], timedelta]) -> Any:
         "trial_share",
     ):
         return float(value)
+    if name == "trial_days":
+        days = float(value)
+        if not days.is_integer():
+            raise ValueError("a whole number of days")
+        return int(days)
     if name == "incentives":
         return tuple(int(v) for v in value)
     if name == "channels":

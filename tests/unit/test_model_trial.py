@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 import random
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,17 @@ PLAN = CONFIG.plans()[1]  # one email at 1 h: its channel cost is the same on bo
 VALUE = features.NAMES.index("cart_value")
 
 
-def trial_log(count: int, p_candidate: float, p_running: float, *, version: int = 2, seed: int = 1) -> list[Example]:
-    """Closed decisions of a 50/50 trial of `version`: each side orders with its own chance; carts of 20 to 180."""
+def trial_log(
+    count: int,
+    p_candidate: float,
+    p_running: float,
+    *,
+    version: int = 2,
+    seed: int = 1,
+    every: timedelta = timedelta(minutes=1),
+) -> list[Example]:
+    """Closed decisions of a 50/50 trial of `version`, `every` apart: each side orders with its own chance; carts of
+    20 to 180."""
     rng, found = random.Random(seed), []
     for number in range(count):
         arm = CANDIDATE if rng.random() < 0.5 else RUNNING
@@ -45,7 +55,7 @@ def trial_log(count: int, p_candidate: float, p_running: float, *, version: int 
         row = [0.0] * len(features.NAMES)
         row[VALUE] = value
         record = DecisionRecord(
-            1, f"c{number}", f"s{number}", START + number * timedelta(minutes=1), "treated", "x", PLAN.name,
+            1, f"c{number}", f"s{number}", START + number * every, "treated", "x", PLAN.name,
             PLAN.describe(), row, features.VERSION, 0.9, trial=version, arm=arm,
         )  # fmt: skip
         ordered = rng.random() < (p_candidate if arm == CANDIDATE else p_running)
@@ -67,6 +77,25 @@ def test_a_trial_too_young_or_too_close_to_call_continues() -> None:
     assert young.verdict == trial.CONTINUE and "before any verdict" in young.reason
     close = trial.judge(trial_log(3000, 0.31, 0.30), 2, 0.5, CONFIG, 30)
     assert close.verdict == trial.CONTINUE and close.low < 0 < close.high
+
+
+def test_a_trial_still_undecided_at_its_horizon_goes_to_the_side_with_the_larger_estimate() -> None:
+    day = timedelta(days=1)
+    for count, p_candidate, p_running, verdict in ((800, 0.32, 0.28, trial.PROMOTE), (1500, 0.26, 0.34, trial.STOP)):
+        found = trial_log(count, p_candidate, p_running, every=29 * day / count)  # 29 days of closed decisions
+        judged = trial.judge(found, 2, 0.5, CONFIG, 30)
+        assert judged.low < 0 < judged.high  # the interval has not decided
+        assert judged.verdict == verdict and judged.at_horizon and (judged.difference > 0) == (verdict == trial.PROMOTE)
+        assert "horizon (28 days)" in judged.reason and judged.days == pytest.approx(29, abs=0.1)
+        assert judged.as_dict()["at_horizon"] is True
+        # before the horizon, or with none, it keeps running
+        sooner = trial.judge(found[: len(found) * 20 // 29], 2, 0.5, CONFIG, 30)
+        assert sooner.verdict == trial.CONTINUE and not sooner.at_horizon
+        endless = trial.judge(found, 2, 0.5, replace(CONFIG, trial_days=0), 30)
+        assert endless.verdict == trial.CONTINUE and not endless.at_horizon
+    # a decided trial is the interval's verdict, whatever its age
+    clear = trial.judge(trial_log(6000, 0.40, 0.25, every=40 * day / 6000), 2, 0.5, CONFIG, 30)
+    assert clear.verdict == trial.PROMOTE and not clear.at_horizon
 
 
 def test_only_the_treated_decisions_of_this_trial_count() -> None:
@@ -156,17 +185,26 @@ def test_with_the_rules_policy_configured_no_model_decides_and_no_trial_splits(t
     engine.close()
 
 
-def test_the_trial_share_is_read_from_the_config_and_the_environment_and_checked(
+def test_the_trial_share_and_horizon_are_read_from_the_config_and_the_environment_and_checked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = tmp_path / "cartrecover.toml"
-    config.write_text("[decisions]\ntrial_share = 0.25\n")
-    assert load_settings(config, data_dir=tmp_path).decisions.trial_share == 0.25
+    config.write_text("[decisions]\ntrial_share = 0.25\ntrial_days = 14\n")
+    read = load_settings(config, data_dir=tmp_path).decisions
+    assert (read.trial_share, read.trial_days) == (0.25, 14)
     monkeypatch.setenv("CARTRECOVER_DECISIONS_TRIAL_SHARE", "0")
-    assert load_settings(config, data_dir=tmp_path).decisions.trial_share == 0.0
-    assert DecisionConfig().trial_share == 0.5
+    monkeypatch.setenv("CARTRECOVER_DECISIONS_TRIAL_DAYS", "0")
+    read = load_settings(config, data_dir=tmp_path).decisions
+    assert (read.trial_share, read.trial_days) == (0.0, 0)
+    assert (DecisionConfig().trial_share, DecisionConfig().trial_days) == (0.5, 28)
     with pytest.raises(ConfigError, match="trial_share"):
         DecisionConfig(trial_share=1.0)
+    with pytest.raises(ConfigError, match="trial_days"):
+        DecisionConfig(trial_days=-1)
+    monkeypatch.delenv("CARTRECOVER_DECISIONS_TRIAL_DAYS")
+    config.write_text("[decisions]\ntrial_days = 2.5\n")
+    with pytest.raises(ConfigError, match="trial_days"):
+        load_settings(config, data_dir=tmp_path)
 
 
 def test_train_first_carries_out_the_trial_s_verdict_promote_or_stop_and_leaves_an_open_one_running(

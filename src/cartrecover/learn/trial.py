@@ -19,7 +19,11 @@ at that often would name a false winner far more often. The price is width: at `
 is about 1.55 times as wide as the fixed-n interval (2 times at a tenth of it).
 
 Verdict: "promote" when the whole interval is above 0 (the candidate makes more), "stop" when it is below,
-"continue" otherwise, and "continue" too until each side has `MIN_PER_SIDE` decisions.
+"continue" otherwise, and "continue" too until each side has `MIN_PER_SIDE` decisions. At the horizon
+(`[decisions] trial_days`: the closed decisions on trial span that many days) an undecided trial goes to the side
+with the larger estimate. That choice is wrong only where the true difference is small against the interval's
+width, so it costs little; and it frees the store for the newer models trained meanwhile, which wait while a trial
+runs. (The anytime-valid interval is what makes stopping early safe; stopping at the horizon needs no interval.)
 Decisions of one shopper are treated as independent; a shopper abandons a few carts at most, so this is close.
 """
 
@@ -64,6 +68,8 @@ class Judgement:
     high: float
     verdict: str  # PROMOTE, STOP or CONTINUE
     reason: str
+    days: float = 0.0  # the span of the closed decisions on trial, in days
+    at_horizon: bool = False  # the verdict is the horizon's (the larger estimate), not the interval's
 
     def as_dict(self) -> dict[str, object]:
         """For `--json` and the registry's metrics."""
@@ -77,6 +83,8 @@ class Judgement:
             "high": self.high,
             "verdict": self.verdict,
             "reason": self.reason,
+            "days": self.days,
+            "at_horizon": self.at_horizon,
         }
 
 
@@ -97,21 +105,27 @@ def judge(found: Sequence[Example], version: int, share: float, config: Decision
         z = (r - baseline) * np.where(candidate, 1 / share, -1 / (1 - share))
         difference, margin = float(z.mean()), float(z.std(ddof=1)) * width(n)
         low, high = difference - margin, difference + margin
+    times = [e.record.at for e in on_trial]
+    days = (max(times) - min(times)).total_seconds() / 86400 if times else 0.0
     fewest = min(s.decisions for s in sides)
     if fewest < MIN_PER_SIDE:
         verdict = CONTINUE
         reason = f"{fewest} decisions on the thinner side; at least {MIN_PER_SIDE} a side before any verdict"
-    else:
-        verdict = PROMOTE if low > 0 else STOP if high < 0 else CONTINUE
-        said = {
-            PROMOTE: f"model v{version} makes more than the running policy",
-            STOP: f"model v{version} makes less than the running policy",
-            CONTINUE: "no difference told from noise yet",
-        }[verdict]
-        reason = (
-            f"{said}: {difference:+.3f} per decision on {n} decisions (95 % at any look: {low:+.3f} to {high:+.3f})"
-        )
-    return Judgement(version, share, sides[0], sides[1], difference, low, high, verdict, reason)
+        return Judgement(version, share, sides[0], sides[1], difference, low, high, verdict, reason, days)
+    verdict = PROMOTE if low > 0 else STOP if high < 0 else CONTINUE
+    horizon = config.trial_days
+    at_horizon = verdict == CONTINUE and horizon > 0 and days >= horizon
+    if at_horizon:
+        verdict = PROMOTE if difference > 0 else STOP
+    said = {
+        PROMOTE: f"model v{version} makes more than the running policy",
+        STOP: f"model v{version} makes less than the running policy",
+        CONTINUE: "no difference told from noise yet",
+    }[verdict]
+    if at_horizon:
+        said = f"at the trial's horizon ({horizon} days) with no difference told from noise, {said} by its estimate"
+    reason = f"{said}: {difference:+.3f} per decision on {n} decisions (95 % at any look: {low:+.3f} to {high:+.3f})"
+    return Judgement(version, share, sides[0], sides[1], difference, low, high, verdict, reason, days, at_horizon)
 
 
 def width(n: int, alpha: float = ALPHA, tuned_for: int = TUNED_FOR) -> float:
