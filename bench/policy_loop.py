@@ -71,7 +71,7 @@ def main() -> None:
 
 def _state(result: LoopResult) -> str:
     if not result.deployed:
-        return "refused by the offline check: the rules ran"
+        return "not deployed (the offline check found it worse): the rules ran"
     if not result.running_carts:
         return "model live"
     return f"model on trial, {result.running_carts} carts on the running side, {result.trial_difference:+.1f} a cart"

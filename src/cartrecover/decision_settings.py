@@ -31,12 +31,12 @@ deviations (of the contact model's uncertainty, for this cart) below its estimat
 its offer that many above. It keeps the policy from choosing plans the log has tried too rarely to know, whose
 estimates are high by chance. 0 ranks by the estimates; a model trained before the uncertainty was kept serves as 0.
 
-`trial_share` is how `cartrecover train` puts a model that passed its offline check to the test: on trial, it decides
+`trial_share` is how `cartrecover train` puts a new model to the test (unless its offline check found it worse): it decides
 for that share of the treated shoppers (a hash of the shopper and the version, so a shopper stays on one side), the
 running policy for the rest, and `cartrecover models trial` compares the profit the two sides really made per
 decision. The offline check alone cannot tell the small differences that matter at a shop's volumes
 (docs/benchmarks.md); the trial's comparison has no importance weights and keeps gathering evidence while it runs.
-0 makes a model that passed the check go live for everyone at once, as before trials existed.
+0 makes a model whose offline check beat the running policy go live for everyone at once, as before trials existed.
 
 `trial_days` ends a trial the interval has not decided: once its closed decisions span that many days, the side
 that made more per decision wins (the model goes live, or the running policy stays). The two are then within the

@@ -25,6 +25,8 @@ from cartrecover.domain.journey import Channel
 from cartrecover.entrypoints import models_cli
 from cartrecover.errors import ConfigError
 from cartrecover.learn import trial
+from cartrecover.learn.evaluate import Check
+from cartrecover.learn.ope import Estimate
 from cartrecover.learn.train import Example, train
 from cartrecover.models.bundle import Bundle
 from cartrecover.ports.decisions import DecisionRecord
@@ -255,19 +257,23 @@ def test_a_verdict_is_not_carried_out_on_a_trial_that_changed_while_it_was_judge
 
 
 @pytest.mark.parametrize(
-    ("flags", "passed", "share", "state", "active", "on_trial"),
+    ("flags", "passed", "worse", "share", "state", "active", "on_trial"),
     [
-        ({}, True, 0.5, "on trial", None, 3),
-        ({}, True, 0.0, "active", 3, None),
-        ({"force": True}, False, 0.5, "active", 3, None),
-        ({}, False, 0.5, "registered, not active", None, None),
-        ({"no_activate": True}, True, 0.5, "registered, not active", None, None),
+        ({}, True, False, 0.5, "on trial", None, 3),
+        ({}, False, False, 0.5, "on trial", None, 3),  # the check could not tell: the trial will
+        ({}, False, True, 0.5, "registered, not active: the offline check finds it worse", None, None),
+        ({}, True, False, 0.0, "active", 3, None),
+        ({}, False, False, 0.0, "registered, not active", None, None),  # no trial: the check decides alone
+        ({"force": True}, False, True, 0.5, "active", 3, None),
+        ({"force": True}, False, True, 0.0, "active", 3, None),
+        ({"no_activate": True}, True, False, 0.5, "registered, not active", None, None),
     ],
 )
-def test_a_model_that_passed_its_check_goes_on_trial_or_live_with_no_trial_share_or_force(
+def test_a_model_goes_on_trial_unless_its_check_finds_it_worse_and_live_only_with_no_trial_share_or_force(
     tmp_path: Path,
     flags: dict[str, bool],
     passed: bool,
+    worse: bool,
     share: float,
     state: str,
     active: int | None,
@@ -279,11 +285,25 @@ def test_a_model_that_passed_its_check_goes_on_trial_or_live_with_no_trial_share
     with engine.database.write() as uow:
         for _ in range(3):
             version = uow.models.add(shop.store_id, START, {}, b"{}", activate=False)
-        said = models_cli._deploy(uow, shop.store_id, version, args, passed=passed, share=share)
+        said = models_cli._deploy(uow, shop.store_id, version, args, passed=passed, worse=worse, share=share)
         assert said.startswith(state)
         assert uow.models.active_version(shop.store_id) == active
         assert (uow.models.trial(shop.store_id) or (None,))[0] == on_trial
     engine.close()
+
+
+def test_the_check_finds_a_model_worse_only_when_its_whole_interval_is_below_the_running_policy() -> None:
+    def estimate(value: float, low: float, high: float) -> Estimate:
+        return Estimate("doubly_robust", value, low, high, 2000, 2000.0)
+
+    paired = [(-0.8, -2.8, 1.2, False), (-1.5, -2.9, -0.1, True), (0.4, -1.0, 1.8, False)]
+    for value, low, high, worse in paired:
+        checked = Check(value > 0, "r", 2000, 3.0, estimate(3.0 + value, 1.0, 5.0), estimate(value, low, high))
+        assert checked.worse is worse and checked.metrics()["offline_check_worse"] == float(worse)
+    # a log without the running policy's plans: the candidate's interval against what the running policy earned
+    assert Check(False, "r", 2000, 3.0, estimate(2.0, 1.0, 2.9)).worse
+    assert not Check(False, "r", 2000, 3.0, estimate(2.0, 1.0, 3.1)).worse
+    assert not Check(False, "too little data").worse
 
 
 def test_a_new_model_waits_while_an_undecided_trial_runs(tmp_path: Path) -> None:
@@ -293,7 +313,7 @@ def test_a_new_model_waits_while_an_undecided_trial_runs(tmp_path: Path) -> None
     with engine.database.write() as uow:
         older, newer = (uow.models.add(shop.store_id, START, {}, b"{}", activate=False) for _ in range(2))
         uow.models.start_trial(shop.store_id, older, 0.5)
-        said = models_cli._deploy(uow, shop.store_id, newer, args, passed=True, share=0.5)
+        said = models_cli._deploy(uow, shop.store_id, newer, args, passed=True, worse=False, share=0.5)
         assert said.startswith(f"registered, not active: the trial of v{older} is still undecided")
         assert uow.models.trial(shop.store_id) == (older, 0.5)
     engine.close()

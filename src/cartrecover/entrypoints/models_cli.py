@@ -78,8 +78,9 @@ def _engine_and_store(args: argparse.Namespace) -> tuple[Any, Any]:
 
 def _train(args: argparse.Namespace) -> int:
     """Judge a running trial first (it may promote or stop its model), then train, check offline, and register the
-    new model: on trial when it passed the check (live at once with `trial_share = 0` or `--force`), else not active.
-    A trial that has not been decided yet keeps running: the new model is registered beside it."""
+    new model: on trial unless the check found it worse (with `trial_share = 0`: live when it passed the check;
+    `--force`: live), else not active. A trial that has not been decided yet keeps running: the new model is
+    registered beside it."""
     from cartrecover.learn import evaluate, train
 
     engine, store = _engine_and_store(args)
@@ -113,8 +114,9 @@ def _train(args: argparse.Namespace) -> int:
             progress("offline check")
             with engine.database.write() as uow:
                 version = uow.models.add(store.store_id, until, trained.metrics, trained.bundle.to_bytes(), False)
+                share = settings.decisions.trial_share
                 state = _deploy(
-                    uow, store.store_id, version, args, passed=checked.passed, share=settings.decisions.trial_share
+                    uow, store.store_id, version, args, passed=checked.passed, worse=checked.worse, share=share
                 )
             progress("registry")
     finally:
@@ -126,22 +128,33 @@ def _train(args: argparse.Namespace) -> int:
     else:
         print(f"model v{version} of {store.name}: {state}")
         print(f"  offline check: {checked.reason}")
-        if not checked.passed and not args.no_activate:
-            print(
-                "  " + ("activated anyway (--force)" if args.force else "the running policy stays; --force overrides")
-            )
+        if state.startswith("registered, not active") and not args.no_activate:
+            print("  the running policy stays; --force overrides")
+        elif args.force and not checked.passed:
+            print("  activated anyway (--force)")
         for name, value in trained.metrics.items():
             print(f"  {name:<32} {value:.4g}" if isinstance(value, float) else f"  {name:<32} {value}")
     return 0
 
 
-def _deploy(uow: Any, store_id: int, version: int, args: argparse.Namespace, *, passed: bool, share: float) -> str:
-    """Make the new model live, put it on trial, or leave it registered; returns what was done, as printed."""
-    if args.no_activate or not (passed or args.force):
+def _deploy(
+    uow: Any, store_id: int, version: int, args: argparse.Namespace, *, passed: bool, worse: bool, share: float
+) -> str:
+    """Make the new model live, put it on trial, or leave it registered; returns what was done, as printed.
+
+    Without trials (`share` 0) a model goes live only when its offline check passed. With them, the trial decides:
+    every model goes on trial unless the check found it worse (its whole interval below zero). At a shop's volume
+    the check's interval is wide enough to make its point estimate a coin flip (docs/benchmarks.md), while the
+    trial bounds what a worse model costs (its share, until its horizon) and measures the difference directly."""
+    if args.no_activate:
         return "registered, not active"
-    if args.force or share == 0:
+    if args.force or (share == 0 and passed):
         uow.models.activate(store_id, version)
         return "active"
+    if share == 0:
+        return "registered, not active"
+    if worse:
+        return "registered, not active: the offline check finds it worse than the running policy"
     running = uow.models.trial(store_id)
     if running is not None:
         return (

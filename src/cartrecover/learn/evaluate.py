@@ -91,12 +91,20 @@ class Check:
     estimate: ope.Estimate | None = None  # the doubly robust value of the candidate's policy
     difference: ope.Estimate | None = None  # candidate − running, paired on the same decisions (when known)
 
+    @property
+    def worse(self) -> bool:
+        """Whether the check tells the new policy is worse than the running one: its whole interval below it."""
+        if self.difference is not None:
+            return self.difference.high < 0
+        return self.estimate is not None and self.estimate.high < self.running_value
+
     def metrics(self) -> dict[str, float]:
         """For the registry's metrics."""
         if self.estimate is None:
             return {"offline_check_passed": float(self.passed)}
         return {
             "offline_check_passed": float(self.passed),
+            "offline_check_worse": float(self.worse),
             "offline_decisions": float(self.decisions),
             "offline_running_value": self.running_value,
             "offline_dr_value": self.estimate.value,

@@ -67,7 +67,7 @@ def run_learning_loop(data_dir: Path | None = None, seed: int = 1) -> int:
     )  # fmt: skip
     print("\n" + "\n".join("  " + line for line in result.training.strip().splitlines()[:12]))
     if not result.deployed:
-        print("  the model did not beat the running journey offline: the rules ran the evaluation days")
+        print("  the offline check found the model worse than the running journey: the rules ran the evaluation days")
     side = " on the model's side of its trial" if result.running_carts else ""
     print(f"\nexpected net incremental profit on the {result.carts} treated carts of the {eval_days} days{side} "
           f"(the simulator's exact expectation, {profile.currency} minor units):")  # fmt: skip
