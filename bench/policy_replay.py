@@ -125,7 +125,7 @@ def _replay(
         learned.add(mine.incremental_profit, mine.discount, mine.messages)
         if choice.plan.touches:
             alone = expected(shopper, (), margin=margin, channel_costs=costs).p_order
-            terms = effects.plan_terms(np.asarray([choice.plan.describe()], dtype=np.float64))
+            terms = bundle.effects.plan_terms(np.asarray([choice.plan.describe()], dtype=np.float64))
             spread = bundle.effects.spread(effects.context_of(np.asarray(record.features)), terms)[0]
             errors.append((choice.chosen.uplift, mine.p_order - alone, float(spread)))
         theirs = expected(shopper, fixed_plan(shopper.channels), margin=margin, channel_costs=costs)

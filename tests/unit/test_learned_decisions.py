@@ -568,7 +568,7 @@ def test_a_plan_s_spread_is_the_standard_deviation_of_its_design_row_under_the_c
     for row in rows:
         design = effects.design(np.repeat(row[None, :], len(actions), axis=0), actions)
         expected = np.sqrt(np.einsum("ai,ij,aj->a", design, covariance, design))
-        spread = bundle.effects.spread(effects.context_of(row), effects.plan_terms(actions))
+        spread = bundle.effects.spread(effects.context_of(row), bundle.effects.plan_terms(actions))
         np.testing.assert_allclose(spread, expected, rtol=1e-9)
         assert (bundle.outcomes(row, actions, caution=1.0) < bundle.outcomes(row, actions)).all()
         assert (bundle.discount_shares(row, actions, caution=1.0) > bundle.discount_shares(row, actions)).all()
@@ -622,6 +622,31 @@ def test_a_stored_covariance_is_its_upper_triangle_in_float32_and_serves_the_sam
     assert np.array_equal(Bundle.from_bytes(json.dumps(body).encode()).effects.covariance, bundle.effects.covariance)
     body["effects"]["covariance"] = body["discount"]["covariance"][:-8]
     with pytest.raises(ValueError, match="covariance"):
+        Bundle.from_bytes(json.dumps(body).encode())
+
+
+def test_a_model_stored_with_the_log_delay_terms_is_served_with_them_and_new_ones_fit_the_faded_terms(
+    bundle: Bundle,
+) -> None:
+    body = json.loads(bundle.to_bytes())
+    assert body["effects"]["plan_terms"] == list(effects.PLAN_TERMS)
+    body["effects"]["plan_terms"] = list(effects.LOG_DELAY_TERMS)  # as a model trained before this change stored it
+    old = Bundle.from_bytes(json.dumps(body).encode())
+    assert old.effects.terms == effects.LOG_DELAY_TERMS and json.loads(old.to_bytes())["effects"]["plan_terms"] == list(
+        effects.LOG_DELAY_TERMS
+    )
+    row = np.asarray(synthetic_log(1, seed=9)[0].record.features)
+    late = np.asarray([p.describe() for p in PLANS if p.name == "email 1h+24h+72h 15% off"])
+    by_log = effects._products(effects.context_terms(row), effects.plan_terms(late, effects.LOG_DELAY_TERMS))
+    base = -1.0
+    expected = 1 / (1 + np.exp(-(base + by_log @ old.effects.coefficients)))
+    np.testing.assert_allclose(old.effects.outcomes(base, row, late), expected)  # the log terms, stored coefficients
+    assert not np.allclose(old.outcomes(row, late), bundle.outcomes(row, late))  # not the faded ones
+    # the faded terms: an offer at 72 h has faded most of the way (7/8), at 24 h half, within the hour hardly
+    hours = np.asarray([[1.0, 1, 0, 0, 0, 10, h, h] for h in (1.0, 24.0, 72.0)])
+    np.testing.assert_allclose(effects.plan_terms(hours)[:, 6], [1 - 0.5 ** (1 / 24), 0.5, 0.875])
+    body["effects"]["plan_terms"][6] = "tens_off_later"
+    with pytest.raises(ValueError, match="other terms"):
         Bundle.from_bytes(json.dumps(body).encode())
 
 

@@ -60,7 +60,7 @@ PENALTY = 10.0
 # cells: on the electronics store the model had extra reminders lower P(order) for dear carts of returning
 # customers, and chose one email where three earn more (docs/benchmarks.md, "The contact model's shape").
 SHAPE_PENALTY = 1000.0
-VARYING = ("contact", "tens_off", "tens_off_late")  # the plan terms whose effect varies with the cart at PENALTY
+VARYING = ("contact", "tens_off", "tens_off_faded")  # the plan terms whose effect varies with the cart at PENALTY
 
 
 def penalties() -> np.ndarray:

@@ -16,7 +16,7 @@ import numpy as np
 
 from cartrecover.models.calibration import Isotonic
 from cartrecover.models.clv import Clv
-from cartrecover.models.effects import Effects, context_of, plan_terms
+from cartrecover.models.effects import Effects, context_of
 from cartrecover.models.sendtime import SendTime
 from cartrecover.models.trees import Trees
 
@@ -68,7 +68,7 @@ class Bundle:
         """The contact models' terms for a decision, computed once for both (a one-entry cache)."""
         key = row.tobytes() + actions.tobytes()
         if key != self._terms_key:
-            self._terms_key, self._terms_value = key, (context_of(row), plan_terms(actions))
+            self._terms_key, self._terms_value = key, (context_of(row), self.effects.plan_terms(actions))
         return self._terms_value
 
     def _base(self, row: np.ndarray) -> float:

@@ -58,9 +58,18 @@ PLAN_TERMS: tuple[str, ...] = (
     "first_sms",
     "sms_touches",
     "tens_off",  # percent off / 10
-    "tens_off_late",  # percent off / 10 × log(1 + hours until the incentive) / 4
-    "log_last_delay",  # log(1 + hours until the last touch) / 4
+    "tens_off_faded",  # percent off / 10 × faded(hours until the incentive)
+    "last_faded",  # faded(hours until the last touch)
 )
+# How late a touch comes enters as the share of its pull that has faded by then, 1 − 0.5 ^ (hours / FADE_HOURS): a
+# shopper's intent cools by the hour after they leave, so an offer at 72 h does far less than one at 24 h. The
+# earlier form, log(1 + hours) / 4, made the two nearly alike (1.07 against 0.80): on simulated logs the model then
+# gave an offer at 72 h most of the lift of one at 24 h and chose it for a third of the carts, where the truth
+# gave it a quarter (docs/benchmarks.md, "The contact model's shape"). The coefficients still scale the fading,
+# so the half-life is a prior on its shape, not a fixed lift.
+FADE_HOURS = 24.0
+# The terms of models stored before (read and served as they were fitted; new ones are fitted on PLAN_TERMS).
+LOG_DELAY_TERMS: tuple[str, ...] = (*PLAN_TERMS[:6], "tens_off_late", "log_last_delay")
 _F = {name: i for i, name in enumerate(NAMES)}
 _A = {name: i for i, name in enumerate(ACTION_NAMES)}
 
@@ -120,10 +129,16 @@ def context_of(row: np.ndarray) -> np.ndarray:
     return np.asarray(terms, dtype=np.float64)
 
 
-def plan_terms(actions: np.ndarray) -> np.ndarray:
-    """The plan's side of the products, one row per plan description (actions.ACTION_NAMES order)."""
+def plan_terms(actions: np.ndarray, names: tuple[str, ...] = PLAN_TERMS) -> np.ndarray:
+    """The plan's side of the products, one row per plan description (actions.ACTION_NAMES order); `names` is
+    PLAN_TERMS, or LOG_DELAY_TERMS for a model stored with them."""
     a = np.atleast_2d(actions)
     tens = a[:, _A["percent_off"]] / 10
+    incentive, last = a[:, _A["incentive_delay_hours"]], a[:, _A["last_delay_hours"]]
+    if names == LOG_DELAY_TERMS:
+        late, last_late = tens * np.log1p(incentive) / 4, np.log1p(last) / 4
+    else:
+        late, last_late = tens * _faded(incentive), _faded(last)
     terms = [
         a[:, _A["touches"]] > 0,
         a[:, _A["touches"]],
@@ -131,15 +146,23 @@ def plan_terms(actions: np.ndarray) -> np.ndarray:
         a[:, _A["first_sms"]],
         a[:, _A["sms_touches"]],
         tens,
-        tens * np.log1p(a[:, _A["incentive_delay_hours"]]) / 4,
-        np.log1p(a[:, _A["last_delay_hours"]]) / 4,
+        late,
+        last_late,
     ]
     return np.column_stack(terms).astype(np.float64)
 
 
+def _faded(hours: np.ndarray) -> np.ndarray:
+    faded: np.ndarray = 1 - 0.5 ** (np.maximum(hours, 0.0) / FADE_HOURS)
+    return faded
+
+
 def design(rows: np.ndarray, actions: np.ndarray) -> np.ndarray:
-    """Every plan term times every context term, for paired rows of features and plans."""
-    context, plan = context_terms(rows), plan_terms(actions)
+    """Every plan term times every context term, for paired rows of features and plans (what training fits)."""
+    return _products(context_terms(rows), plan_terms(actions))
+
+
+def _products(context: np.ndarray, plan: np.ndarray) -> np.ndarray:
     products: np.ndarray = (plan[:, :, None] * context[:, None, :]).reshape(len(context), -1)
     return products
 
@@ -150,6 +173,7 @@ class Effects:
 
     coefficients: np.ndarray  # len(PLAN_TERMS) × len(CONTEXT_TERMS), flattened plan-major
     covariance: np.ndarray | None = None  # the coefficients' posterior covariance; None: fitted before it was kept
+    terms: tuple[str, ...] = PLAN_TERMS  # LOG_DELAY_TERMS for a model stored with them
 
     def __post_init__(self) -> None:
         size = len(PLAN_TERMS) * len(CONTEXT_TERMS)
@@ -161,7 +185,11 @@ class Effects:
 
     def outcomes(self, base_logit: float, row: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """Uncalibrated P(order | plan) for each row of `actions`, for one cart."""
-        return self.from_terms(base_logit, context_of(row), plan_terms(actions))
+        return self.from_terms(base_logit, context_of(row), self.plan_terms(actions))
+
+    def plan_terms(self, actions: np.ndarray) -> np.ndarray:
+        """`plan_terms` as this model was fitted on them."""
+        return plan_terms(actions, self.terms)
 
     def from_terms(self, base_logit: float, context: np.ndarray, plans: np.ndarray, moved: float = 0.0) -> np.ndarray:
         """`outcomes` from terms already computed (`context_of` the row, `plan_terms` of the actions); with `moved`,
@@ -188,7 +216,7 @@ class Effects:
 
     def log_odds(self, rows: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """What each plan adds to the log-odds of its own row (training's and evaluation's many-rows form)."""
-        added: np.ndarray = design(rows, actions) @ self.coefficients
+        added: np.ndarray = _products(context_terms(rows), self.plan_terms(actions)) @ self.coefficients
         return added
 
     def largest(self, top: int) -> list[tuple[str, float]]:
@@ -196,13 +224,13 @@ class Effects:
         order = np.argsort(-np.abs(self.coefficients))[:top]
         width = len(CONTEXT_TERMS)
         return [
-            (f"{PLAN_TERMS[i // width]} × {CONTEXT_TERMS[i % width]}", round(float(self.coefficients[i]), 4))
+            (f"{self.terms[i // width]} × {CONTEXT_TERMS[i % width]}", round(float(self.coefficients[i]), 4))
             for i in order
         ]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able, for the registry."""
-        body: dict[str, Any] = {"plan_terms": list(PLAN_TERMS), "context_terms": list(CONTEXT_TERMS), "coefficients": self.coefficients.tolist()}  # fmt: skip
+        body: dict[str, Any] = {"plan_terms": list(self.terms), "context_terms": list(CONTEXT_TERMS), "coefficients": self.coefficients.tolist()}  # fmt: skip
         if self.covariance is not None:  # its upper triangle as float32 in base64: 56 KB, where JSON numbers took 400
             upper = self.covariance[np.triu_indices(len(self.covariance))].astype("<f4")
             body["covariance"] = base64.b64encode(upper.tobytes()).decode("ascii")
@@ -211,7 +239,8 @@ class Effects:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Effects:
         """The inverse of `to_dict`; terms this version does not know are an error, not a guess."""
-        if tuple(data["plan_terms"]) != PLAN_TERMS or tuple(data["context_terms"]) != CONTEXT_TERMS:
+        terms = tuple(data["plan_terms"])
+        if terms not in (PLAN_TERMS, LOG_DELAY_TERMS) or tuple(data["context_terms"]) != CONTEXT_TERMS:
             raise ValueError("the contact model was fitted on other terms than this version computes")
         size = len(PLAN_TERMS) * len(CONTEXT_TERMS)
         stored = data.get("covariance")  # absent in models stored before it was kept: they serve their means
@@ -230,4 +259,4 @@ class Effects:
             covariance[columns, rows] = upper
         elif stored is not None:  # the whole matrix as JSON numbers (bundles of e60330e to this change)
             covariance = np.asarray(stored, dtype=np.float64).reshape(size, size)
-        return cls(np.asarray(data["coefficients"], dtype=np.float64), covariance)
+        return cls(np.asarray(data["coefficients"], dtype=np.float64), covariance, terms)
