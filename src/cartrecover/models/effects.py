@@ -65,7 +65,7 @@ PLAN_TERMS: tuple[str, ...] = (
 # shopper's intent cools by the hour after they leave, so an offer at 72 h does far less than one at 24 h. The
 # earlier form, log(1 + hours) / 4, made the two nearly alike (1.07 against 0.80): on simulated logs the model then
 # gave an offer at 72 h most of the lift of one at 24 h and chose it for a third of the carts, where the truth
-# gave it a quarter (docs/benchmarks.md, "The contact model's shape"). The coefficients still scale the fading,
+# gave it a quarter (docs/benchmarks.md, "What the model gets wrong"). The coefficients still scale the fading,
 # so the half-life is a prior on its shape, not a fixed lift.
 FADE_HOURS = 24.0
 # The terms of models stored before (read and served as they were fitted; new ones are fitted on PLAN_TERMS).
