@@ -89,7 +89,7 @@ def _one(args: argparse.Namespace, profile: StoreProfile, seed: int, data_dir: P
         judged = _judge(data_dir / "learned", until, profile)
         difference, candidate, running = result.trial_difference_before(until - WINDOW)
         truth = {"difference": difference / 100, "candidate": candidate, "running": running}
-        look = {"days": days, "until": until.isoformat(), "truth": truth, **judged}
+        look = {**judged, "days": days, "until": until.isoformat(), "truth": truth, "span_days": judged["days"]}
         found["looks"].append(look)
         print(f"{head}{_row(look, found)}", flush=True)
     print(f"{head}  {found['training']} ({time.perf_counter() - began:.0f} s)", flush=True)
