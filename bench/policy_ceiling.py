@@ -15,25 +15,13 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import replace
 
-from cartrecover.decide.actions import Touch
 from cartrecover.decision_settings import DecisionConfig
-from cartrecover.simulate.loop import Priced, fixed_plan
+from cartrecover.simulate.loop import Priced, fixed_plan, touches_of
 from cartrecover.simulate.run import run_simulation
-from cartrecover.simulate.shoppers import PROFILES, Shopper
-from cartrecover.simulate.truth import Expected, PlannedTouch, expected
-
-
-def touches(plan_touches: Iterable[Touch], shopper: Shopper) -> tuple[PlannedTouch, ...] | None:
-    found = []
-    for touch in plan_touches:
-        channel = next((c.value for c in touch.channels if c.value in shopper.channels), None)
-        if channel is None:
-            return None
-        found.append(PlannedTouch(touch.delay.total_seconds() / 3600, channel, touch.percent_off))
-    return tuple(found)
+from cartrecover.simulate.shoppers import PROFILES
+from cartrecover.simulate.truth import Expected, expected
 
 
 def main() -> None:
@@ -65,7 +53,7 @@ def main() -> None:
                 continue
             carts += 1
             shopper = truth.shopper
-            options = [t for t in (touches(p.touches, shopper) for p in plans) if t is not None]
+            options = [t for t in (touches_of(p.touches, shopper) for p in plans) if t is not None]
             f = expected(
                 shopper, fixed_plan(shopper.channels), margin=profile.margin, channel_costs=profile.channel_costs
             )
