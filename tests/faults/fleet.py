@@ -124,8 +124,10 @@ class Fleet:
         return (self.root / f"worker-{n}.log").read_text(errors="replace")
 
     def met_outages(self) -> bool:
-        """Whether every worker's log shows it lost its connection or had a step fail (the outage reached it)."""
-        marks = ("NATS: disconnected", "lifecycle step failed")
+        """Whether every worker's log shows it lost its connection or had a step fail (the outage reached it). A
+        worker whose calls waited on its PostgreSQL pool while the pool reconnected has no failed step to show, only
+        the pool's own lines about the broken connection and the refused reconnects."""
+        marks = ("NATS: disconnected", "lifecycle step failed", "discarding closed connection", "error connecting in")
         return all(any(mark in self.log_of(n) for mark in marks) for n in range(len(self.workers)))
 
     def output(self) -> str:
