@@ -20,14 +20,20 @@ from cartrecover.simulate.loop import LoopResult, run_loop
 from cartrecover.simulate.shoppers import PROFILES
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def loop_arguments(description: str, *, eval_days: int) -> argparse.ArgumentParser:
+    """The options of a learning-loop bench: which stores and seeds, their traffic, and the loop's phases."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--profiles", nargs="+", default=["default"], choices=sorted(PROFILES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[1])
     parser.add_argument("--visitors", type=int, default=1500, help="visitors a day (the profiles' default: 300)")
     parser.add_argument("--explore-days", type=int, default=21)
-    parser.add_argument("--eval-days", type=int, default=7)
+    parser.add_argument("--eval-days", type=int, default=eval_days)
     parser.add_argument("--exploration", type=float, default=0.3)
+    return parser
+
+
+def main() -> None:
+    parser = loop_arguments(__doc__.splitlines()[0], eval_days=7)
     parser.add_argument(
         "--discount-weight", help="the learning store's [decisions] discount_weight (default: the setting's, 1)"
     )

@@ -29,19 +29,14 @@ from typing import Any
 
 from cartrecover.simulate import loop
 from cartrecover.simulate.shoppers import PROFILES, StoreProfile
+from policy_loop import loop_arguments
 
 WINDOW = timedelta(days=7)  # [rules] recovery_window's default: a look at T counts decisions made before T − WINDOW
 FIRST_LOOK = 14  # days after the start: the first week's windows have closed
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profiles", nargs="+", default=["default"], choices=sorted(PROFILES))
-    parser.add_argument("--seeds", nargs="+", type=int, default=[1])
-    parser.add_argument("--visitors", type=int, default=1500, help="visitors a day (the profiles' default: 300)")
-    parser.add_argument("--explore-days", type=int, default=21)
-    parser.add_argument("--eval-days", type=int, default=35)
-    parser.add_argument("--exploration", type=float, default=0.3)
+    parser = loop_arguments(__doc__.splitlines()[0], eval_days=35)
     parser.add_argument("--data-dir", type=Path, help="keep each loop's data in DIR/PROFILE-SEED (default: a temp dir)")
     parser.add_argument("--json", help="also write every look to this file (after each loop)")
     args = parser.parse_args()

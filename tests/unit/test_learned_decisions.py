@@ -469,11 +469,6 @@ def synthetic_log(count: int, seed: int = 1) -> list[Example]:
     return found
 
 
-@pytest.fixture(scope="module")
-def bundle() -> Bundle:
-    return train(synthetic_log(6000), []).bundle
-
-
 def test_a_trained_bundle_learns_who_needs_a_discount_and_who_does_not(bundle: Bundle) -> None:
     economics = policy.Economics(margin=0.5)
     rows = {}

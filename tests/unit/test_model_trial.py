@@ -22,17 +22,18 @@ from cartrecover.decide import features
 from cartrecover.decide.experiments import CANDIDATE, RUNNING, trial_arm
 from cartrecover.decision_settings import DecisionConfig
 from cartrecover.domain.journey import Channel
+from cartrecover.engine import Engine
 from cartrecover.entrypoints import models_cli
 from cartrecover.errors import ConfigError
 from cartrecover.learn import trial
 from cartrecover.learn.evaluate import Check
 from cartrecover.learn.ope import Estimate
-from cartrecover.learn.train import Example, train
+from cartrecover.learn.train import Example
 from cartrecover.models.bundle import Bundle
 from cartrecover.ports.decisions import DecisionRecord
 from cartrecover.settings import load_settings
-from tests.conftest import START, add_shop
-from tests.unit.test_learned_decisions import HOUR, abandon, build, decisions, synthetic_log
+from tests.conftest import START, Shop, add_shop
+from tests.unit.test_learned_decisions import HOUR, abandon, build, decisions
 
 CONFIG = DecisionConfig(channels=(Channel.EMAIL,), margin=0.4)
 PLAN = CONFIG.plans()[1]  # one email at 1 h: its channel cost is the same on both sides
@@ -135,21 +136,24 @@ def test_the_trial_split_keeps_a_shopper_on_one_side_and_gives_the_candidate_its
     assert sides != [trial_arm(1, 4, f"s{i}", 0.3).variant for i in range(4000)]  # a new trial splits anew
 
 
-@pytest.fixture(scope="module")
-def bundle() -> Bundle:
-    return train(synthetic_log(6000), []).bundle
+def on_trial(
+    tmp_path: Path, bundle: Bundle, share: float, carts: int, **settings: Any
+) -> tuple[Engine, Shop, int, list[str]]:
+    """An engine with `bundle` on trial for `share`, and `carts` carts abandoned two minutes apart and decided."""
+    engine = build(tmp_path, **settings)
+    shop = add_shop(engine)
+    with engine.database.write() as uow:
+        version = uow.models.add(shop.store_id, START, {}, bundle.to_bytes(), activate=False)
+        assert uow.models.start_trial(shop.store_id, version, share)
+    abandoned = [abandon(engine, shop, START + i * timedelta(minutes=2)) for i in range(carts)]
+    engine.advance_clock(START + 3 * HOUR)
+    return engine, shop, version, abandoned
 
 
 def test_a_model_on_trial_decides_for_its_side_and_every_decision_says_which_side(
     tmp_path: Path, bundle: Bundle
 ) -> None:
-    engine = build(tmp_path, decisions=DecisionConfig(exploration=0.0))
-    shop = add_shop(engine)
-    with engine.database.write() as uow:
-        version = uow.models.add(shop.store_id, START, {}, bundle.to_bytes(), activate=False)
-        assert uow.models.start_trial(shop.store_id, version, 0.5)
-    carts = [abandon(engine, shop, START + i * timedelta(minutes=2)) for i in range(40)]
-    engine.advance_clock(START + 3 * HOUR)
+    engine, shop, version, carts = on_trial(tmp_path, bundle, 0.5, 40, decisions=DecisionConfig(exploration=0.0))
     records = [r for r in decisions(engine, shop) if r.group == "treated"]
     assert {r.cart_id for r in records} <= set(carts) and records
     assert all(r.trial == version for r in records)
@@ -173,15 +177,23 @@ def test_a_model_on_trial_decides_for_its_side_and_every_decision_says_which_sid
     engine.close()
 
 
+def test_a_trial_leaves_the_holdout_untouched(tmp_path: Path, bundle: Bundle) -> None:
+    config = DecisionConfig(exploration=0.0)
+    engine, shop, _, _ = on_trial(tmp_path, bundle, 0.5, 60, decisions=config, holdout_share=0.4)
+    records = decisions(engine, shop)
+    held = [r for r in records if r.group == "holdout"]
+    assert held and any(r.arm == CANDIDATE for r in records)  # both the holdout and the trial's sides are here
+    with engine.database.read() as uow:
+        for record in held:  # never contacted, never on a side of the trial, its cart in no test
+            assert (record.plan, record.trial, record.arm) == ("no contact", None, None)
+            assert uow.outbox.for_cart(shop.store_id, record.cart_id) == []
+            cart = uow.carts.get(shop.store_id, record.cart_id)
+            assert cart is not None and cart.experiment is None
+    engine.close()
+
+
 def test_with_the_rules_policy_configured_no_model_decides_and_no_trial_splits(tmp_path: Path, bundle: Bundle) -> None:
-    engine = build(tmp_path, decisions=DecisionConfig(exploration=0.0, policy="rules"))
-    shop = add_shop(engine)
-    with engine.database.write() as uow:
-        version = uow.models.add(shop.store_id, START, {}, bundle.to_bytes(), activate=False)
-        assert uow.models.start_trial(shop.store_id, version, 0.9)
-    for i in range(10):
-        abandon(engine, shop, START + i * timedelta(minutes=2))
-    engine.advance_clock(START + 3 * HOUR)
+    engine, shop, _, _ = on_trial(tmp_path, bundle, 0.9, 10, decisions=DecisionConfig(exploration=0.0, policy="rules"))
     records = [r for r in decisions(engine, shop) if r.group == "treated"]
     assert records and {(r.policy, r.trial, r.arm) for r in records} == {("rules-v1", None, None)}
     engine.close()
