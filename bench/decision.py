@@ -20,7 +20,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from cartrecover.decide import features, policy
-from cartrecover.decide.actions import reachable
+from cartrecover.decide.actions import for_shopper
 from cartrecover.decide.learned import lifetime_value, usable_channels
 from cartrecover.decision_settings import DecisionConfig
 from cartrecover.domain.cart import Cart, CartStatus
@@ -99,7 +99,7 @@ def main() -> None:
     for cart, shopper in carts:
         c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
         usable = usable_channels(shopper)
-        allowed = [p for p in plans if p.touches and reachable(p, usable)]
+        allowed = for_shopper(plans, usable)
         clv = lifetime_value(bundle.clv, shopper, cart.abandoned_at or START)
         row = features.row(cart, shopper, features.Observed(0, clv, "Europe/Berlin"))
         policy.choose(

@@ -33,7 +33,7 @@ import numpy as np
 
 from cartrecover.bootstrap import build_engine
 from cartrecover.decide import features, policy
-from cartrecover.decide.actions import reachable
+from cartrecover.decide.actions import NO_CONTACT, for_shopper
 from cartrecover.decision_settings import DecisionConfig
 from cartrecover.domain.journey import Channel
 from cartrecover.learn.train import examples, train
@@ -115,7 +115,7 @@ def _replay(
         shopper = truth.shopper
         named = dict(zip(features.NAMES, record.features, strict=True))
         usable = frozenset(channel for channel, key in REACH if named[key] == 1)
-        plans = [p for p in config.plans() if p.touches and reachable(p, usable) and economics.allows(p)]
+        plans = [p for p in for_shopper(config.plans(), usable) if economics.allows(p)]
         choice = policy.choose(
             bundle, record.features, plans, order_value=shopper.value / 100, clv=0.0, economics=economics,
             exploration=0.0, seed=record.cart_id, explain=0,
@@ -165,7 +165,7 @@ def _diagnose(
                 per_plan[plan.name].append((p - p0, e.p_order - alone, q, e.discount / offered if offered else 0.0))
         named = dict(zip(features.NAMES, record.features, strict=True))
         usable = frozenset(channel for channel, key in REACH if named[key] == 1)
-        plans = [p for p in config.plans() if reachable(p, usable) and economics.allows(p)]
+        plans = [NO_CONTACT, *(p for p in for_shopper(config.plans(), usable) if economics.allows(p))]
         choice = policy.choose(
             bundle, record.features, [p for p in plans if p.touches], order_value=shopper.value / 100, clv=0.0,
             economics=economics, exploration=0.0, seed=record.cart_id, explain=0,

@@ -20,7 +20,7 @@ import pytest
 
 from cartrecover.bootstrap import make_clock, open_database, open_event_log
 from cartrecover.decide import features, policy
-from cartrecover.decide.actions import ACTION_NAMES, NO_CONTACT, Plan, Touch
+from cartrecover.decide.actions import ACTION_NAMES, NO_CONTACT, Plan, Touch, for_shopper
 from cartrecover.decide.learned import lifetime_value
 from cartrecover.decision_settings import DecisionConfig
 from cartrecover.domain.cart import Cart, CartStatus
@@ -221,6 +221,48 @@ def test_the_rules_journey_is_logged_as_the_shopper_will_get_it(tmp_path: Path) 
     assert (sent["sms"]["touches"], sent["sms"]["first_sms"], sent["sms"]["percent_off"]) == (1, 1, 10)
     assert sent["sms"]["last_delay_hours"] == 72
     assert sent["none"]["touches"] == 0  # nothing can reach them: no contact, as training counts it
+
+
+def test_a_candidate_plan_is_scored_logged_and_sent_as_the_shopper_will_get_it(tmp_path: Path) -> None:
+    """An SMS plan's follow-ups go "by email, else SMS": to an SMS-only shopper they are SMS, and the model must see
+    three SMS, not one SMS and two emails; to a shopper with both, they stay emails (with SMS to fall back on)."""
+    config = DecisionConfig(exploration=1.0, channels=(Channel.EMAIL, Channel.SMS), cadences=((HOUR, 24 * HOUR),))
+    config = replace(config, incentives=(0,))
+    engine = build(tmp_path, decisions=config)
+    shop = add_shop(engine)
+    reach = {
+        "sms": {"consent": {"sms": True}},
+        "both": {"email": "b@example.com", "consent": {"email": True, "sms": True}},
+    }
+    for n in range(40):
+        for name, contact in reach.items():
+            anon = f"{name}-{n}"
+            phone = f"+49151{n:07d}" if name == "sms" else f"+49152{n:07d}"
+            engine.append([
+                identified(store_id=shop.store_id, anonymous_id=anon, phone=phone, at=START, **contact),
+                product_added(item("p1", price=2500), store_id=shop.store_id, anonymous_id=anon, cart_id=anon, at=START),
+            ])  # fmt: skip
+    engine.advance_clock(START + 3 * HOUR)
+    logged = [r for r in decisions(engine, shop) if r.group == "treated" and r.plan != "no contact"]
+    with engine.database.read() as uow:
+        channels = {r.cart_id: [s.channels for s in uow.outbox.for_cart(shop.store_id, r.cart_id)] for r in logged}
+    engine.close()
+    described = {r.cart_id: dict(zip(ACTION_NAMES, r.action, strict=True)) for r in logged}
+    sms_only = [r for r in logged if r.cart_id.startswith("sms")]
+    assert sms_only and all(r.plan == "sms 1h+24h" for r in sms_only)
+    for r in sms_only:
+        assert (described[r.cart_id]["touches"], described[r.cart_id]["sms_touches"]) == (2, 2)
+        assert channels[r.cart_id] == [(Channel.SMS,), (Channel.SMS,)]
+    both = [r for r in logged if r.cart_id.startswith("both") and r.plan == "sms 1h+24h"]
+    assert both, "the draw never chose the SMS plan for a shopper with both channels"
+    for r in both:
+        assert described[r.cart_id]["sms_touches"] == 1
+        assert channels[r.cart_id] == [(Channel.SMS,), (Channel.EMAIL, Channel.SMS)]
+    # and the model scores the plan as sent: the policy's candidates for an SMS-only shopper are SMS throughout
+    sms_plans = for_shopper(config.plans(), frozenset({Channel.SMS}))
+    assert [p.name for p in sms_plans] == ["sms 1h+24h"]
+    assert sms_plans[0].describe() == [2.0, 0.0, 1.0, 0.0, 2.0, 0.0, 0.0, 24.0]
+    assert config.economics(30).cost(sms_plans[0]) == pytest.approx(2 * config.channel_costs["sms"])
 
 
 def test_a_decision_logged_before_the_running_policy_s_plan_was_recorded_reads_back_without_one() -> None:

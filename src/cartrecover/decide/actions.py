@@ -4,6 +4,10 @@ A plan starts on one channel; its follow-ups go by email, or on the first channe
 incentive, if any, comes with the last touch, as the fixed journeys do: early touches remind, the last one
 persuades. Each plan is described to the uplift model by `ACTION_NAMES`, so what is learned about one plan
 carries over to its neighbours (one more touch, five points more off).
+
+A decision sees the plans as its shopper would get them (`for_shopper`): each touch keeps only the channels the
+shopper can get, so an SMS-only shopper's "SMS, then email or SMS" plan is three SMS wherever it is scored,
+costed, logged and sent, not one SMS and two emails.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 
 from cartrecover.domain.journey import Channel
 
@@ -78,8 +83,16 @@ def candidates(
     channels: Iterable[Channel], cadences: Sequence[Sequence[timedelta]], incentives: Sequence[int]
 ) -> tuple[Plan, ...]:
     """No contact, then every (first channel, cadence, incentive) plan, in a stable order."""
+    return _candidates(frozenset(channels), tuple(map(tuple, cadences)), tuple(incentives))
+
+
+@lru_cache(maxsize=32)
+def _candidates(
+    channels: frozenset[Channel], cadences: tuple[tuple[timedelta, ...], ...], incentives: tuple[int, ...]
+) -> tuple[Plan, ...]:
+    """`candidates`, built once per configuration rather than on every decision."""
     plans = [NO_CONTACT]
-    for channel in [c for c in CHANNEL_ORDER if c in set(channels)]:
+    for channel in [c for c in CHANNEL_ORDER if c in channels]:
         follow = (Channel.EMAIL,) if channel is Channel.EMAIL else (Channel.EMAIL, channel)
         for cadence in cadences:
             for percent in incentives:
@@ -103,6 +116,21 @@ def reachable(plan: Plan, usable: frozenset[Channel]) -> bool:
     if not plan.touches:
         return True
     return plan.touches[0].channels[0] in usable and all(set(t.channels) & usable for t in plan.touches[1:])
+
+
+def for_shopper(plans: Iterable[Plan], usable: frozenset[Channel]) -> tuple[Plan, ...]:
+    """The plans the shopper can get (`reachable`), each touch narrowed to the channels they can get, in order."""
+    return _for_shopper(tuple(plans), usable)
+
+
+@lru_cache(maxsize=256)
+def _for_shopper(plans: tuple[Plan, ...], usable: frozenset[Channel]) -> tuple[Plan, ...]:
+    """`for_shopper`, once per plan set and set of channels (a store has a handful of each)."""
+
+    def narrowed(touch: Touch) -> Touch:
+        return Touch(touch.delay, tuple(c for c in touch.channels if c in usable), touch.percent_off)
+
+    return tuple(Plan(p.name, tuple(map(narrowed, p.touches))) for p in plans if p.touches and reachable(p, usable))
 
 
 def _hours(delay: timedelta) -> str:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from cartrecover.decide import features, policy
-from cartrecover.decide.actions import NO_CONTACT, Plan, Touch, plan_of, reachable
+from cartrecover.decide.actions import NO_CONTACT, Plan, Touch, for_shopper, plan_of
 from cartrecover.decide.online import RecentSends
 from cartrecover.decide.policy import Economics, Scorer
 from cartrecover.decision_settings import DecisionConfig
@@ -134,7 +134,7 @@ def decide(
     assert cart.abandoned_at is not None, "decide only abandoned carts"
     seed = f"{cart.store_id}/{cart.cart_id}/{cart.abandoned_at.isoformat()}"
     usable = usable_channels(shopper)
-    plans = [p for p in config.plans() if p.touches and reachable(p, usable) and economics.allows(p)]
+    plans = [p for p in for_shopper(config.plans(), usable) if economics.allows(p)]
     plans = _within_budget(uow, cart, plans, config)
     send_time = models.send_time if models is not None else None
     if models is not None and config.policy == "learned" and models.feature_version == features.VERSION:

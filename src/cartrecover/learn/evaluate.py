@@ -22,7 +22,7 @@ from statistics import NormalDist
 import numpy as np
 
 from cartrecover.decide import features, policy
-from cartrecover.decide.actions import ACTION_NAMES, Plan, reachable
+from cartrecover.decide.actions import ACTION_NAMES, Plan, for_shopper
 from cartrecover.decision_settings import DecisionConfig
 from cartrecover.domain.journey import Channel
 from cartrecover.learn import ope
@@ -267,7 +267,7 @@ def _reachable(plans: Sequence[Plan], row: Sequence[float]) -> list[Plan]:
     usable = frozenset(
         c for c, key in ((Channel.EMAIL, "email_ok"), (Channel.SMS, "sms_ok"), (Channel.PUSH, "push_ok")) if named[key]
     )
-    return [p for p in plans if p.touches and reachable(p, usable)]
+    return list(for_shopper(plans, usable))
 
 
 def reward(example: Example, config: DecisionConfig, max_discount: int) -> float:
