@@ -484,9 +484,15 @@ def test_an_incentive_budget_spent_for_the_period_leaves_only_plans_without_one(
 # --- training, the registry, serving ----------------------------------------------------------------------------
 
 
+def synthetic_p(deals: bool, plan: Plan) -> float:
+    """synthetic_log's truth: deal traffic buys only with a discount, the more the sooner it comes (its pull halves
+    every day after they leave); everyone else buys alone at 30 % and a little more with reminders."""
+    touches, percent, hours = plan.describe()[0], plan.percent_off, plan.describe()[6]
+    return 0.02 * touches + 0.03 * percent * 0.5 ** (hours / 24) if deals else 0.3 + 0.03 * touches
+
+
 def synthetic_log(count: int, seed: int = 1) -> list[Example]:
-    """Logged decisions (15 % holdout, the rest explored uniformly) from a known truth: deal traffic buys only
-    with a discount; everyone else buys alone at 30 % and a little more with reminders."""
+    """Logged decisions (15 % holdout, the rest explored uniformly) from a known truth (`synthetic_p`)."""
     rng, plans = random.Random(seed), DecisionConfig(channels=(Channel.EMAIL,)).plans()
     found = []
     for number in range(count):
@@ -498,8 +504,7 @@ def synthetic_log(count: int, seed: int = 1) -> list[Example]:
         row = features.row(cart, shopper, features.Observed())
         holdout = rng.random() < 0.15
         plan = plans[0] if holdout else rng.choice(plans)
-        touches, percent = plan.describe()[0], plan.percent_off
-        p = 0.02 * touches + 0.03 * percent if deals else 0.3 + 0.03 * touches
+        percent, p = plan.percent_off, synthetic_p(deals, plan)
         group = "holdout" if holdout else "treated"
         record = DecisionRecord(
             1, cart.cart_id, cart.shopper_id, START + number * timedelta(minutes=1), group, "explore", plan.name,
@@ -527,6 +532,34 @@ def test_a_trained_bundle_learns_who_needs_a_discount_and_who_does_not(bundle: B
     assert hunter.plan.percent_off >= 10 and regular.plan.percent_off == 0
     assert bundle.no_contact(np.asarray(rows[False])) > 0.2 > bundle.no_contact(np.asarray(rows[True]))
     assert hunter.contributions and hunter.contributions[0][0] == "traffic"
+
+
+def test_where_late_offers_were_never_tried_the_model_expects_them_to_fade_as_intent_cools() -> None:
+    """Offers only within the hour in the log (and reminders up to 72 h): an offer at 72 h is predicted to keep about
+    the share of its pull the fading leaves (an eighth), not all of it, and only for the carts offers move."""
+    logged = [
+        e for e in synthetic_log(6000, seed=21) if not e.record.action[ACTION_NAMES.index("incentive_delay_hours")] > 1
+    ]
+    bundle = train(logged, []).bundle
+    early = next(p for p in PLANS if p.name == "email 1h 15% off")
+    late = next(p for p in PLANS if p.name == "email 1h+24h+72h 15% off")
+    reminders = [next(p for p in PLANS if p.name == name) for name in ("email 1h", "email 1h+24h+72h")]
+    actions = np.asarray([p.describe() for p in (reminders[0], early, reminders[1], late)])
+    for deals, moved in ((True, True), (False, False)):
+        cart = Cart(1, "c", "s", START, START, status=CartStatus.ABANDONED, abandoned_at=START)
+        cart.items, cart.campaign = (LineItem("p", 1, 6000),), "couponfollow/affiliate" if deals else None
+        row = np.asarray(features.row(cart, Shopper(1, "s", email="x", consent={"email": True}), features.Observed()))
+        p = bundle.outcomes(row, actions)
+        at_once, at_72h = p[1] - p[0], p[3] - p[2]
+        if moved:  # the truth: +0.44 within the hour, +0.06 at 72 h
+            assert at_once > 0.25 and 0 < at_72h < 0.35 * at_once
+        else:
+            assert abs(at_72h) < 0.05
+    # the terms a model is fitted on: the pull an offer keeps, and how much of it has faded, by its hour
+    hours = np.asarray([[1.0, 1, 0, 0, 0, 10, h, h] for h in (1.0, 24.0, 72.0)])
+    kept, faded = effects.plan_terms(hours)[:, 5], effects.plan_terms(hours)[:, 6]
+    np.testing.assert_allclose(kept, [0.5 ** (1 / 24), 0.5, 0.125])
+    np.testing.assert_allclose(kept + faded, 1.0)
 
 
 def test_a_late_offer_is_charged_only_for_the_share_of_orders_that_use_it() -> None:
@@ -662,26 +695,27 @@ def test_a_stored_covariance_is_its_upper_triangle_in_float32_and_serves_the_sam
         Bundle.from_bytes(json.dumps(body).encode())
 
 
-def test_a_model_stored_with_the_log_delay_terms_is_served_with_them_and_new_ones_fit_the_faded_terms(
-    bundle: Bundle,
+@pytest.mark.parametrize("stored", ["FADED_TERMS", "LOG_DELAY_TERMS"])
+def test_a_model_stored_with_earlier_plan_terms_is_served_with_them_and_new_ones_fit_the_current_terms(
+    bundle: Bundle, stored: str
 ) -> None:
+    terms = getattr(effects, stored)
     body = json.loads(bundle.to_bytes())
     assert body["effects"]["plan_terms"] == list(effects.PLAN_TERMS)
-    body["effects"]["plan_terms"] = list(effects.LOG_DELAY_TERMS)  # as a model trained before this change stored it
+    body["effects"]["plan_terms"] = list(terms)  # as a model trained before that change stored it
     old = Bundle.from_bytes(json.dumps(body).encode())
-    assert old.effects.terms == effects.LOG_DELAY_TERMS and json.loads(old.to_bytes())["effects"]["plan_terms"] == list(
-        effects.LOG_DELAY_TERMS
-    )
+    assert old.effects.terms == terms and json.loads(old.to_bytes())["effects"]["plan_terms"] == list(terms)
     row = np.asarray(synthetic_log(1, seed=9)[0].record.features)
     late = np.asarray([p.describe() for p in PLANS if p.name == "email 1h+24h+72h 15% off"])
-    by_log = effects._products(effects.context_terms(row), effects.plan_terms(late, effects.LOG_DELAY_TERMS))
+    by_old = effects._products(effects.context_terms(row), effects.plan_terms(late, terms))
     base = -1.0
-    expected = 1 / (1 + np.exp(-(base + by_log @ old.effects.coefficients)))
-    np.testing.assert_allclose(old.effects.outcomes(base, row, late), expected)  # the log terms, stored coefficients
-    assert not np.allclose(old.outcomes(row, late), bundle.outcomes(row, late))  # not the faded ones
+    expected = 1 / (1 + np.exp(-(base + by_old @ old.effects.coefficients)))
+    np.testing.assert_allclose(old.effects.outcomes(base, row, late), expected)  # its terms, stored coefficients
+    assert not np.allclose(old.outcomes(row, late), bundle.outcomes(row, late))  # not the current ones
     # the faded terms: an offer at 72 h has faded most of the way (7/8), at 24 h half, within the hour hardly
     hours = np.asarray([[1.0, 1, 0, 0, 0, 10, h, h] for h in (1.0, 24.0, 72.0)])
     np.testing.assert_allclose(effects.plan_terms(hours)[:, 6], [1 - 0.5 ** (1 / 24), 0.5, 0.875])
+    np.testing.assert_allclose(effects.plan_terms(hours, effects.FADED_TERMS)[:, 5], 1.0)  # the offer, undelayed
     body["effects"]["plan_terms"][6] = "tens_off_later"
     with pytest.raises(ValueError, match="other terms"):
         Bundle.from_bytes(json.dumps(body).encode())
@@ -782,7 +816,7 @@ def test_the_contact_model_recovers_who_an_incentive_moves_from_randomised_decis
     off = next(p for p in PLANS if p.name == "email 1h 15% off")
     actions = np.asarray([one.describe(), off.describe()])
     lift = {deals: bundle.outcomes(row[deals], actions) - bundle.no_contact(row[deals]) for deals in row}
-    # the truth of synthetic_log: deal traffic +0.02 a touch and +0.45 with 15 % off; the rest +0.03 a touch
+    # the truth of synthetic_log: deal traffic +0.02 a touch and +0.44 with 15 % off within the hour; the rest +0.03 a touch
     assert lift[True][1] - lift[True][0] == pytest.approx(0.45, abs=0.1)
     assert abs(lift[False][1] - lift[False][0]) < 0.1  # the penalty lets a little of it leak to everyone
     assert lift[True][1] - lift[True][0] > 4 * abs(lift[False][1] - lift[False][0])
@@ -817,8 +851,7 @@ def running_journey_log(count: int, seed: int = 2, *, greedy: bool = True) -> li
 def synthetic_profit(example: Example, plan: Plan) -> float:
     """synthetic_log's expected profit of `plan` for the example's cart, at a margin of 0.5."""
     deals = example.record.features[features.NAMES.index("traffic")] == DEALS
-    touches, percent, value = plan.describe()[0], plan.percent_off, example.record.features[VALUE]
-    p = 0.02 * touches + 0.03 * percent if deals else 0.3 + 0.03 * touches
+    percent, value, p = plan.percent_off, example.record.features[VALUE], synthetic_p(deals, plan)
     return p * (value * 0.5 - percent / 100 * value) - DecisionConfig().economics(30).cost(plan)
 
 
@@ -907,8 +940,7 @@ def test_off_policy_evaluation_of_a_bundle_covers_what_its_policy_truly_earns(bu
             bundle, example.record.features, PLANS, order_value=value, clv=0, economics=economics, exploration=0,
             seed="t", explain=0,
         )  # fmt: skip
-        touches, percent = choice.plan.describe()[0], choice.plan.percent_off
-        p = 0.02 * touches + 0.03 * percent if deals else 0.3 + 0.03 * touches
+        percent, p = choice.plan.percent_off, synthetic_p(deals, choice.plan)
         truth.append(p * (value * 0.5 - percent / 100 * value) - economics.cost(choice.plan))
     true_value = sum(truth) / len(truth)
     ips, snips, dr = result.estimates

@@ -58,9 +58,11 @@ PENALTY = 10.0
 # cart only under a prior a hundred times tighter (a standard deviation of 0.03): whether to contact and what an
 # incentive does keep `PENALTY`. Free to vary, the shape's products with the cart terms fitted the noise of thin
 # cells: on the electronics store the model had extra reminders lower P(order) for dear carts of returning
-# customers, and chose one email where three earn more (docs/benchmarks.md, "The contact model's shape").
+# customers, and chose one email where three earn more (docs/benchmarks.md, "The contact model's shape"). How an
+# offer fades (`tens_off_faded`) is part of the shape: who an offer moves varies from cart to cart through the pull
+# it keeps (`tens_off_kept`), so an offer at 72 h varies as much as it has kept, an eighth, not as one at 1 h.
 SHAPE_PENALTY = 1000.0
-VARYING = ("contact", "tens_off", "tens_off_faded")  # the plan terms whose effect varies with the cart at PENALTY
+VARYING = ("contact", "tens_off_kept")  # the plan terms whose effect varies with the cart at PENALTY
 
 
 def penalties() -> np.ndarray:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import base64
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,19 +57,28 @@ PLAN_TERMS: tuple[str, ...] = (
     "first_email",
     "first_sms",
     "sms_touches",
-    "tens_off",  # percent off / 10
+    "tens_off_kept",  # percent off / 10 × kept(hours until the incentive): the offer's pull still there by then
     "tens_off_faded",  # percent off / 10 × faded(hours until the incentive)
     "last_faded",  # faded(hours until the last touch)
 )
-# How late a touch comes enters as the share of its pull that has faded by then, 1 − 0.5 ^ (hours / FADE_HOURS): a
-# shopper's intent cools by the hour after they leave, so an offer at 72 h does far less than one at 24 h. The
-# earlier form, log(1 + hours) / 4, made the two nearly alike (1.07 against 0.80): on simulated logs the model then
-# gave an offer at 72 h most of the lift of one at 24 h and chose it for a third of the carts, where the truth
-# gave it a quarter (docs/benchmarks.md, "What the model gets wrong"). The coefficients still scale the fading,
-# so the half-life is a prior on its shape, not a fixed lift.
+# How late a touch comes enters as the share of its pull that has faded by then, faded(h) = 1 − 0.5 ^ (h /
+# FADE_HOURS), or is kept, 1 − faded(h): a shopper's intent cools by the hour after they leave, so an offer at 72 h
+# does far less than one at 24 h. The earlier form, log(1 + hours) / 4, made the two nearly alike (1.07 against
+# 0.80): on simulated logs the model then gave an offer at 72 h most of the lift of one at 24 h and chose it for a
+# third of the carts, where the truth gave it a quarter (docs/benchmarks.md, "What the model gets wrong"). The
+# coefficients still scale the fading, so the half-life is a prior on its shape, not a fixed lift.
+#
+# An offer enters as the pull it keeps (`tens_off_kept`, whose effect varies from cart to cart: who an offer moves)
+# and a correction for how much faster or slower than that it fades (`tens_off_faded`, one effect for every cart,
+# learn/train.VARYING). A penalised coefficient is drawn toward zero, so where late offers were seldom tried the
+# model falls back on "an offer fades as intent cools". With an offer's undelayed size as the term instead (the
+# terms of models stored before, `FADED_TERMS`), the fallback was "an offer does not fade", and the model gave an
+# offer at 72 h three times its true lift (docs/benchmarks.md, "An offer fades as intent cools").
 FADE_HOURS = 24.0
 # The terms of models stored before (read and served as they were fitted; new ones are fitted on PLAN_TERMS).
-LOG_DELAY_TERMS: tuple[str, ...] = (*PLAN_TERMS[:6], "tens_off_late", "log_last_delay")
+FADED_TERMS: tuple[str, ...] = (*PLAN_TERMS[:5], "tens_off", *PLAN_TERMS[6:])
+LOG_DELAY_TERMS: tuple[str, ...] = (*PLAN_TERMS[:5], "tens_off", "tens_off_late", "log_last_delay")
+KNOWN_TERMS = (PLAN_TERMS, FADED_TERMS, LOG_DELAY_TERMS)
 _F = {name: i for i, name in enumerate(NAMES)}
 _A = {name: i for i, name in enumerate(ACTION_NAMES)}
 
@@ -131,25 +140,25 @@ def context_of(row: np.ndarray) -> np.ndarray:
 
 def plan_terms(actions: np.ndarray, names: tuple[str, ...] = PLAN_TERMS) -> np.ndarray:
     """The plan's side of the products, one row per plan description (actions.ACTION_NAMES order); `names` is
-    PLAN_TERMS, or LOG_DELAY_TERMS for a model stored with them."""
+    PLAN_TERMS, or the terms a stored model was fitted on (`KNOWN_TERMS`)."""
     a = np.atleast_2d(actions)
     tens = a[:, _A["percent_off"]] / 10
     incentive, last = a[:, _A["incentive_delay_hours"]], a[:, _A["last_delay_hours"]]
-    if names == LOG_DELAY_TERMS:
-        late, last_late = tens * np.log1p(incentive) / 4, np.log1p(last) / 4
-    else:
-        late, last_late = tens * _faded(incentive), _faded(last)
-    terms = [
-        a[:, _A["touches"]] > 0,
-        a[:, _A["touches"]],
-        a[:, _A["first_email"]],
-        a[:, _A["first_sms"]],
-        a[:, _A["sms_touches"]],
-        tens,
-        late,
-        last_late,
-    ]
-    return np.column_stack(terms).astype(np.float64)
+    touches = a[:, _A["touches"]]
+    columns: dict[str, Callable[[], np.ndarray]] = {
+        "contact": lambda: touches > 0,
+        "touches": lambda: touches,
+        "first_email": lambda: a[:, _A["first_email"]],
+        "first_sms": lambda: a[:, _A["first_sms"]],
+        "sms_touches": lambda: a[:, _A["sms_touches"]],
+        "tens_off": lambda: tens,
+        "tens_off_kept": lambda: tens * (1 - _faded(incentive)),
+        "tens_off_faded": lambda: tens * _faded(incentive),
+        "last_faded": lambda: _faded(last),
+        "tens_off_late": lambda: tens * np.log1p(incentive) / 4,
+        "log_last_delay": lambda: np.log1p(last) / 4,
+    }
+    return np.column_stack([columns[name]() for name in names]).astype(np.float64)
 
 
 def _faded(hours: np.ndarray) -> np.ndarray:
@@ -173,7 +182,7 @@ class Effects:
 
     coefficients: np.ndarray  # len(PLAN_TERMS) × len(CONTEXT_TERMS), flattened plan-major
     covariance: np.ndarray | None = None  # the coefficients' posterior covariance; None: fitted before it was kept
-    terms: tuple[str, ...] = PLAN_TERMS  # LOG_DELAY_TERMS for a model stored with them
+    terms: tuple[str, ...] = PLAN_TERMS  # for a model stored with older terms, those (`KNOWN_TERMS`)
 
     def __post_init__(self) -> None:
         size = len(PLAN_TERMS) * len(CONTEXT_TERMS)
@@ -240,7 +249,7 @@ class Effects:
     def from_dict(cls, data: Mapping[str, Any]) -> Effects:
         """The inverse of `to_dict`; terms this version does not know are an error, not a guess."""
         terms = tuple(data["plan_terms"])
-        if terms not in (PLAN_TERMS, LOG_DELAY_TERMS) or tuple(data["context_terms"]) != CONTEXT_TERMS:
+        if terms not in KNOWN_TERMS or tuple(data["context_terms"]) != CONTEXT_TERMS:
             raise ValueError("the contact model was fitted on other terms than this version computes")
         size = len(PLAN_TERMS) * len(CONTEXT_TERMS)
         stored = data.get("covariance")  # absent in models stored before it was kept: they serve their means
