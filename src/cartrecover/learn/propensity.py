@@ -52,6 +52,7 @@ SHAPES: tuple[dict[str, Any], ...] = (
 """The tree shapes a fit chooses from; a fractional `min_data_in_leaf` is a share of the training rows."""
 
 _MAX_ROUNDS = 1000
+_TILT = 1e-3
 _PATIENCE = 100
 
 
@@ -204,15 +205,30 @@ def fit_propensity(
     valid = _later(len(y_rest), 0.2, order_rest, y_rest, seed)
     best = boost(X_rest, y_rest, valid=valid, names=names, categorical=categorical, params=params, seed=seed)
     raw = _out_of_fold(best, X_rest, y_rest, names, _folds(y_rest, folds, order_rest, seed))
-    isotonic = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y_rest)
-    calibration = Isotonic(
-        tuple(float(t) for t in isotonic.X_thresholds_), tuple(float(v) for v in isotonic.y_thresholds_)
-    )
+    calibration = _calibration(raw, y_rest)
     trees = Trees.from_booster(refit(best, X_rest, y_rest, names=names))
     fitted = PropensityFit(trees, calibration)
     if not held.any():
         return fitted
     return PropensityFit(trees, calibration, evaluate(y[held], fitted.score(X[held])))
+
+
+def _calibration(raw: np.ndarray, y: np.ndarray) -> Isotonic:
+    """Isotonic regression of outcomes on out-of-fold probabilities, made strictly increasing on [0, 1].
+
+    Isotonic regression is flat over stretches of scores, and a flat step ties rows the trees had ordered (it
+    cost 0.0005 of ROC-AUC on Online Shoppers Intention). A share `_TILT` of the probability itself, added
+    on [0, 1] with end points at 0 and 1, keeps the trees' order everywhere and moves no value by more than
+    `_TILT`.
+    """
+    isotonic = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y)
+    x, v = isotonic.X_thresholds_, isotonic.y_thresholds_
+    if x[0] > 0.0:
+        x, v = np.concatenate(([0.0], x)), np.concatenate(([v[0]], v))
+    if x[-1] < 1.0:
+        x, v = np.concatenate((x, [1.0])), np.concatenate((v, [v[-1]]))
+    tilted = (1 - _TILT) * v + _TILT * x
+    return Isotonic(tuple(float(t) for t in x), tuple(float(value) for value in tilted))
 
 
 def _folds(y: np.ndarray, folds: int, order: np.ndarray | None, seed: int) -> list[np.ndarray]:
