@@ -245,8 +245,9 @@ def check(found: Sequence[Example], purchasers: Sequence[Shopper], config: Decis
 
 
 def _cost(config: DecisionConfig, max_discount: int, action: Sequence[float]) -> float:
-    """The channel cost of the plan `action` describes; a plan not among the candidates (a configured journey's) is
-    costed from its description: its SMS touches at the SMS price, the others by their first channel's."""
+    """The channel cost of the plan `action` describes; a plan not among the candidates as configured (a configured
+    journey's, or a candidate narrowed to an SMS-only shopper's channel) is costed from its description: its SMS
+    touches at the SMS price, the others by their first channel's."""
     economics = config.economics(max_discount)
     plan = next((p for p in config.plans() if p.describe() == list(action)), None)
     if plan is not None:
