@@ -27,7 +27,7 @@ from cartrecover.models import effects
 from cartrecover.simulate.loop import touches_of
 from cartrecover.simulate.shoppers import PROFILES
 from cartrecover.simulate.truth import expected
-from policy_replay import _log
+from policy_replay import _log, log_arguments
 
 # (label, plan, the plan it is compared with; None: no contact)
 CONTRASTS = (
@@ -41,13 +41,7 @@ CONTRASTS = (
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="default", choices=sorted(PROFILES))
-    parser.add_argument("--visitors", type=int, default=1500)
-    parser.add_argument("--days", type=int, default=28)
-    parser.add_argument("--exploration", type=float, default=0.3)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--train-days", type=int, default=21)
-    parser.add_argument("--eval-days", type=int, default=7)
+    log_arguments(parser, visitors=1500)
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--ridge", type=float, default=0.01, help="the additive fit's penalties, × the product's")
     args = parser.parse_args()

@@ -49,15 +49,20 @@ from cartrecover.simulate.truth import expected, oracle
 REACH = ((Channel.EMAIL, "email_ok"), (Channel.SMS, "sms_ok"), (Channel.PUSH, "push_ok"))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def log_arguments(parser: argparse.ArgumentParser, *, visitors: int = 300) -> None:
+    """The options that say which exploration log to simulate or read (`_log`), and where it is split."""
     parser.add_argument("--profile", default="default", choices=sorted(PROFILES))
-    parser.add_argument("--visitors", type=int, default=300)
+    parser.add_argument("--visitors", type=int, default=visitors)
     parser.add_argument("--days", type=int, default=28)
     parser.add_argument("--exploration", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--train-days", type=int, default=21)
     parser.add_argument("--eval-days", type=int, default=7)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    log_arguments(parser)
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--discount-weight", type=float, default=1.0)
     parser.add_argument("--caution", type=float, nargs="+", default=[0.0])
