@@ -126,11 +126,14 @@ def for_shopper(plans: Iterable[Plan], usable: frozenset[Channel]) -> tuple[Plan
 @lru_cache(maxsize=256)
 def _for_shopper(plans: tuple[Plan, ...], usable: frozenset[Channel]) -> tuple[Plan, ...]:
     """`for_shopper`, once per plan set and set of channels (a store has a handful of each)."""
+    return tuple(
+        Plan(p.name, tuple(narrowed(t, usable) for t in p.touches)) for p in plans if p.touches and reachable(p, usable)
+    )
 
-    def narrowed(touch: Touch) -> Touch:
-        return Touch(touch.delay, tuple(c for c in touch.channels if c in usable), touch.percent_off)
 
-    return tuple(Plan(p.name, tuple(map(narrowed, p.touches))) for p in plans if p.touches and reachable(p, usable))
+def narrowed(touch: Touch, usable: frozenset[Channel]) -> Touch:
+    """The touch on the channels the shopper can get, in its order (none: they get nothing of it)."""
+    return Touch(touch.delay, tuple(c for c in touch.channels if c in usable), touch.percent_off)
 
 
 def _hours(delay: timedelta) -> str:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from cartrecover.decide import features, policy
-from cartrecover.decide.actions import NO_CONTACT, Plan, Touch, for_shopper, plan_of
+from cartrecover.decide.actions import NO_CONTACT, Plan, Touch, for_shopper, narrowed, plan_of
 from cartrecover.decide.online import RecentSends
 from cartrecover.decide.policy import Economics, Scorer
 from cartrecover.decision_settings import DecisionConfig
@@ -233,12 +233,9 @@ def _as_plan(name: str, cart: Cart, steps: Sequence[Step], usable: frozenset[Cha
     models learn what a plan does from what it sent: a last step of "SMS, else email" that goes out as an email
     is logged as an email, and a journey with nothing the shopper can get as no contact."""
     assert cart.abandoned_at is not None
-    at, touches = cart.abandoned_at, []
-    for step in steps:
-        channel = next((c for c in step.channels if c in usable), None)
-        if channel is not None:
-            touches.append(Touch(step.due_at - at, (channel,), step.incentive.percent if step.incentive else 0))
-    return plan_of(name, touches)
+    at = cart.abandoned_at
+    scheduled = (Touch(s.due_at - at, s.channels, s.incentive.percent if s.incentive else 0) for s in steps)
+    return plan_of(name, [t for t in (narrowed(t, usable) for t in scheduled) if t.channels])
 
 
 def _scores(choice: policy.Choice) -> dict[str, object]:

@@ -142,23 +142,34 @@ def plan_terms(actions: np.ndarray, names: tuple[str, ...] = PLAN_TERMS) -> np.n
     """The plan's side of the products, one row per plan description (actions.ACTION_NAMES order); `names` is
     PLAN_TERMS, or the terms a stored model was fitted on (`KNOWN_TERMS`)."""
     a = np.atleast_2d(actions)
-    tens = a[:, _A["percent_off"]] / 10
-    incentive, last = a[:, _A["incentive_delay_hours"]], a[:, _A["last_delay_hours"]]
-    touches = a[:, _A["touches"]]
-    columns: dict[str, Callable[[], np.ndarray]] = {
-        "contact": lambda: touches > 0,
-        "touches": lambda: touches,
-        "first_email": lambda: a[:, _A["first_email"]],
-        "first_sms": lambda: a[:, _A["first_sms"]],
-        "sms_touches": lambda: a[:, _A["sms_touches"]],
-        "tens_off": lambda: tens,
-        "tens_off_kept": lambda: tens * (1 - _faded(incentive)),
-        "tens_off_faded": lambda: tens * _faded(incentive),
-        "last_faded": lambda: _faded(last),
-        "tens_off_late": lambda: tens * np.log1p(incentive) / 4,
-        "log_last_delay": lambda: np.log1p(last) / 4,
-    }
-    return np.column_stack([columns[name]() for name in names]).astype(np.float64)
+    return np.column_stack([_PLAN_COLUMNS[name](a) for name in names]).astype(np.float64)
+
+
+def _tens(a: np.ndarray) -> np.ndarray:
+    tens: np.ndarray = a[:, _A["percent_off"]] / 10
+    return tens
+
+
+def _column(name: str) -> Callable[[np.ndarray], np.ndarray]:
+    def column(a: np.ndarray) -> np.ndarray:
+        values: np.ndarray = a[:, _A[name]]
+        return values
+
+    return column
+
+
+_INCENTIVE, _LAST = _A["incentive_delay_hours"], _A["last_delay_hours"]
+# Every plan term any known model uses, from the matrix of plan descriptions.
+_PLAN_COLUMNS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "contact": lambda a: a[:, _A["touches"]] > 0,
+    **{name: _column(name) for name in ("touches", "first_email", "first_sms", "sms_touches")},
+    "tens_off": _tens,
+    "tens_off_kept": lambda a: _tens(a) * (1 - _faded(a[:, _INCENTIVE])),
+    "tens_off_faded": lambda a: _tens(a) * _faded(a[:, _INCENTIVE]),
+    "last_faded": lambda a: _faded(a[:, _LAST]),
+    "tens_off_late": lambda a: _tens(a) * np.log1p(a[:, _INCENTIVE]) / 4,
+    "log_last_delay": lambda a: np.log1p(a[:, _LAST]) / 4,
+}
 
 
 def _faded(hours: np.ndarray) -> np.ndarray:
